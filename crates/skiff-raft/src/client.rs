@@ -1,0 +1,276 @@
+//! [`RemoteStore`]: the [`Store`] of a cluster, reached over gRPC from another process.
+//!
+//! Requests go to one server at a time; when it cannot be reached the client moves to the next.
+//! Reads are retried on another server. Writes are not: a write whose server failed mid-request
+//! may have been applied, so it is reported as [`StoreError::Unavailable`] (indeterminate) and
+//! the caller decides.
+
+use std::sync::atomic::AtomicUsize;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use futures::StreamExt;
+use skiff_store::Consistency;
+use skiff_store::ListOptions;
+use skiff_store::ListPage;
+use skiff_store::Precondition;
+use skiff_store::Record;
+use skiff_store::Revision;
+use skiff_store::Store;
+use skiff_store::StoreError;
+use skiff_store::WatchItem;
+use skiff_store::WatchStream;
+use tonic::transport::Channel;
+
+use crate::codec::decode;
+use crate::network::channel;
+use crate::network::never_sent;
+use crate::network::MAX_MESSAGE;
+use crate::node::members_from_pb;
+use crate::node::MemberInfo;
+use crate::node::NodeStatus;
+use crate::pb;
+use crate::pb::cluster_client::ClusterClient;
+use crate::pb::kv_client::KvClient;
+
+/// A client of the servers at `endpoints` (their Raft addresses).
+pub struct RemoteStore {
+    endpoints: Vec<String>,
+    channels: Vec<Channel>,
+    current: AtomicUsize,
+    timeout: Duration,
+}
+
+fn transport_error(endpoint: &str, s: tonic::Status) -> StoreError {
+    match s.code() {
+        tonic::Code::DeadlineExceeded => StoreError::Timeout(format!("{endpoint}: {}", s.message())),
+        _ => StoreError::Unavailable(format!("{endpoint}: {}", s.message())),
+    }
+}
+
+impl RemoteStore {
+    pub fn new(endpoints: Vec<String>, timeout: Duration) -> Result<Self, StoreError> {
+        if endpoints.is_empty() {
+            return Err(StoreError::Invalid("no server endpoints".into()));
+        }
+        let channels = endpoints
+            .iter()
+            .map(|e| channel(e, None).map_err(|err| StoreError::Invalid(format!("bad endpoint {e}: {err}"))))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Self { endpoints, channels, current: AtomicUsize::new(0), timeout })
+    }
+
+    /// Pins the client to one server (index into the endpoint list).
+    pub fn prefer(&self, index: usize) {
+        self.current.store(index % self.endpoints.len(), Ordering::Relaxed);
+    }
+
+    fn pick(&self) -> (usize, KvClient<Channel>) {
+        let i = self.current.load(Ordering::Relaxed) % self.channels.len();
+        let c = KvClient::new(self.channels[i].clone())
+            .max_decoding_message_size(MAX_MESSAGE)
+            .max_encoding_message_size(MAX_MESSAGE);
+        (i, c)
+    }
+
+    fn rotate(&self, from: usize) {
+        let _ = self.current.compare_exchange(from, (from + 1) % self.channels.len(), Ordering::Relaxed, Ordering::Relaxed);
+    }
+
+    fn request<T>(&self, msg: T) -> tonic::Request<T> {
+        let mut r = tonic::Request::new(msg);
+        r.set_timeout(self.timeout);
+        r
+    }
+
+    fn decode_reply<T: serde::de::DeserializeOwned>(reply: tonic::Response<pb::Payload>) -> Result<T, StoreError> {
+        let result: Result<T, StoreError> =
+            decode(&reply.into_inner().data).map_err(|e| StoreError::Internal(e.to_string()))?;
+        result
+    }
+
+    /// A write: moves to the next server only while the request certainly never left (the
+    /// connection was refused); any other transport failure is indeterminate and returned.
+    async fn write<F, Fut>(&self, f: F) -> Result<Record, StoreError>
+    where
+        F: Fn(KvClient<Channel>) -> Fut,
+        Fut: std::future::Future<Output = Result<tonic::Response<pb::Payload>, tonic::Status>>,
+    {
+        let mut attempts = 0;
+        loop {
+            let (i, client) = self.pick();
+            match f(client).await {
+                Ok(reply) => {
+                    let r = Self::decode_reply::<Record>(reply);
+                    if matches!(r, Err(StoreError::Unavailable(_))) {
+                        self.rotate(i);
+                    }
+                    return r;
+                }
+                Err(s) => {
+                    self.rotate(i);
+                    attempts += 1;
+                    if !never_sent(&s) || attempts >= self.channels.len() {
+                        return Err(transport_error(&self.endpoints[i], s));
+                    }
+                }
+            }
+        }
+    }
+
+    /// A read: retried on each server once.
+    async fn read<T, F, Fut>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: serde::de::DeserializeOwned,
+        F: Fn(KvClient<Channel>) -> Fut,
+        Fut: std::future::Future<Output = Result<tonic::Response<pb::Payload>, tonic::Status>>,
+    {
+        let mut last = StoreError::Unavailable("no servers".into());
+        for _ in 0..self.channels.len() {
+            let (i, client) = self.pick();
+            match f(client).await {
+                Ok(reply) => match Self::decode_reply::<T>(reply) {
+                    Err(e @ StoreError::Unavailable(_)) | Err(e @ StoreError::Timeout(_)) => {
+                        self.rotate(i);
+                        last = e;
+                    }
+                    other => return other,
+                },
+                Err(s) => {
+                    self.rotate(i);
+                    last = transport_error(&self.endpoints[i], s);
+                }
+            }
+        }
+        Err(last)
+    }
+
+    /// The status of the server at endpoint `index`.
+    pub async fn status_of(&self, index: usize) -> Result<NodeStatus, StoreError> {
+        let ch = self.channels.get(index).ok_or_else(|| StoreError::Invalid(format!("no endpoint {index}")))?;
+        let reply = ClusterClient::new(ch.clone())
+            .status(self.request(pb::StatusRequest {}))
+            .await
+            .map_err(|s| transport_error(&self.endpoints[index], s))?
+            .into_inner();
+        Ok(NodeStatus {
+            id: reply.id,
+            initialized: reply.initialized,
+            role: reply.role,
+            term: reply.term,
+            applied: reply.applied,
+            committed: reply.committed,
+            leader: reply.leader,
+            members: members_from_pb(reply.members),
+            quorum_ack_ms: None,
+        })
+    }
+
+    /// Adds server `id` at `addr` (via any server; it is forwarded to the leader).
+    pub async fn add_member(&self, id: u64, addr: &str) -> Result<Vec<MemberInfo>, StoreError> {
+        let (i, _) = self.pick();
+        let mut req = tonic::Request::new(pb::AddMemberRequest { id, addr: addr.to_string() });
+        req.set_timeout(Duration::from_secs(300));
+        let reply = ClusterClient::new(self.channels[i].clone())
+            .add_member(req)
+            .await
+            .map_err(|s| transport_error(&self.endpoints[i], s))?;
+        Ok(members_from_pb(reply.into_inner().members))
+    }
+
+    /// Removes server `id` (via any server; it is forwarded to the leader).
+    pub async fn remove_member(&self, id: u64) -> Result<Vec<MemberInfo>, StoreError> {
+        let (i, _) = self.pick();
+        let reply = ClusterClient::new(self.channels[i].clone())
+            .remove_member(self.request(pb::RemoveMemberRequest { id }))
+            .await
+            .map_err(|s| transport_error(&self.endpoints[i], s))?;
+        Ok(members_from_pb(reply.into_inner().members))
+    }
+}
+
+fn pb_precondition(p: Precondition) -> Option<pb::Precondition> {
+    Some(pb::Precondition { revision: p.revision, uid: p.uid })
+}
+
+#[async_trait]
+impl Store for RemoteStore {
+    async fn get(&self, key: &str, consistency: Consistency) -> Result<Option<Record>, StoreError> {
+        let linearizable = consistency == Consistency::Linearizable;
+        self.read(|mut c| {
+            let req = self.request(pb::GetRequest { key: key.to_string(), linearizable });
+            async move { c.get(req).await }
+        })
+        .await
+    }
+
+    async fn list(&self, prefix: &str, options: ListOptions) -> Result<ListPage, StoreError> {
+        let linearizable = options.consistency == Consistency::Linearizable;
+        self.read(|mut c| {
+            let req = self.request(pb::ListRequest {
+                prefix: prefix.to_string(),
+                limit: options.limit.unwrap_or(0) as u64,
+                continue_after: options.continue_after.clone().unwrap_or_default(),
+                linearizable,
+            });
+            async move { c.list(req).await }
+        })
+        .await
+    }
+
+    async fn create(&self, key: &str, value: Vec<u8>, uid: &str) -> Result<Record, StoreError> {
+        let req = pb::CreateRequest { key: key.to_string(), value, uid: uid.to_string() };
+        self.write(|mut c| {
+            let req = self.request(req.clone());
+            async move { c.create(req).await }
+        })
+        .await
+    }
+
+    async fn update(&self, key: &str, value: Vec<u8>, precondition: Precondition) -> Result<Record, StoreError> {
+        let req = pb::UpdateRequest { key: key.to_string(), value, precondition: pb_precondition(precondition) };
+        self.write(|mut c| {
+            let req = self.request(req.clone());
+            async move { c.update(req).await }
+        })
+        .await
+    }
+
+    async fn delete(&self, key: &str, precondition: Precondition) -> Result<Record, StoreError> {
+        let req = pb::DeleteRequest { key: key.to_string(), precondition: pb_precondition(precondition) };
+        self.write(|mut c| {
+            let req = self.request(req.clone());
+            async move { c.delete(req).await }
+        })
+        .await
+    }
+
+    async fn watch(&self, prefix: &str, after: Revision) -> Result<WatchStream, StoreError> {
+        let (i, mut client) = self.pick();
+        let req = tonic::Request::new(pb::WatchRequest { prefix: prefix.to_string(), after });
+        let stream = match client.watch(req).await {
+            Ok(s) => s.into_inner(),
+            Err(s) => {
+                self.rotate(i);
+                return Err(transport_error(&self.endpoints[i], s));
+            }
+        };
+        let endpoint = self.endpoints[i].clone();
+        Ok(Box::pin(stream.map(move |item| match item {
+            Ok(p) => decode::<Result<WatchItem, StoreError>>(&p.data)
+                .map_err(|e| StoreError::Internal(e.to_string()))
+                .and_then(|r| r),
+            Err(s) => Err(transport_error(&endpoint, s)),
+        })))
+    }
+
+    async fn current_revision(&self, consistency: Consistency) -> Result<Revision, StoreError> {
+        let linearizable = consistency == Consistency::Linearizable;
+        self.read(|mut c| {
+            let req = self.request(pb::RevisionRequest { linearizable });
+            async move { c.current_revision(req).await }
+        })
+        .await
+    }
+}

@@ -1,0 +1,48 @@
+//! What goes into the Raft log and what applying it returns.
+
+use serde::Deserialize;
+use serde::Serialize;
+use skiff_store::Precondition;
+use skiff_store::Record;
+use skiff_store::StoreError;
+
+/// A write proposed through Raft. Preconditions are checked when the entry is applied, so the
+/// outcome is decided by log order, identically on every server.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Command {
+    Create { key: String, value: Vec<u8>, uid: String },
+    Update { key: String, value: Vec<u8>, precondition: Precondition },
+    Delete { key: String, precondition: Precondition },
+}
+
+impl Command {
+    pub fn key(&self) -> &str {
+        match self {
+            Command::Create { key, .. } | Command::Update { key, .. } | Command::Delete { key, .. } => key,
+        }
+    }
+}
+
+/// The outcome of applying a [`Command`]: the written record (revision = the entry's log index),
+/// or the precondition failure.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CommandResult(pub Result<Record, StoreError>);
+
+impl std::fmt::Display for Command {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Command::Create { key, .. } => write!(f, "create {key}"),
+            Command::Update { key, precondition, .. } => write!(f, "update {key} if {precondition:?}"),
+            Command::Delete { key, precondition } => write!(f, "delete {key} if {precondition:?}"),
+        }
+    }
+}
+
+impl std::fmt::Display for CommandResult {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.0 {
+            Ok(r) => write!(f, "ok {} at {}", r.key, r.revision),
+            Err(e) => write!(f, "error: {e}"),
+        }
+    }
+}

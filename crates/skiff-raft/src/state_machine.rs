@@ -1,0 +1,394 @@
+//! The replicated state: objects in RocksDB, written by applying log entries in order.
+//!
+//! # Contract
+//!
+//! * An entry at index `i` that writes an object gives it revision `i`. Preconditions (create on
+//!   an absent key, revision and uid matches) are checked here, against the state produced by
+//!   every earlier entry, so the outcome is the same on every server.
+//! * Data, the applied log id and the membership are written in one RocksDB batch per `apply`
+//!   call, so the stored state always matches its stored applied index. The batch is not fsynced:
+//!   the log (same database and WAL) is, and a crash re-applies the tail from the log.
+//! * After the batch is written, the changes are published to the [`EventWindow`] and the
+//!   waiting clients are answered, so a client that saw its write acknowledged can read it here.
+//! * Snapshots are a consistent RocksDB snapshot of objects, applied index and membership,
+//!   written to `DATA_DIR/snapshot` with fsync and an atomic rename.
+
+use std::collections::HashMap;
+use std::io;
+use std::io::Cursor;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use futures::Stream;
+use futures::TryStreamExt;
+use openraft::storage::EntryResponder;
+use openraft::storage::RaftStateMachine;
+use openraft::EntryPayload;
+use openraft::OptionalSend;
+use openraft::RaftSnapshotBuilder;
+use parking_lot::RwLock;
+use rocksdb::IteratorMode;
+use rocksdb::WriteBatch;
+use rocksdb::WriteOptions;
+use rocksdb::DB;
+use serde::Deserialize;
+use serde::Serialize;
+use skiff_store::Event;
+use skiff_store::EventKind;
+use skiff_store::EventWindow;
+use skiff_store::Record;
+use skiff_store::StoreError;
+
+use crate::codec::decode;
+use crate::codec::encode;
+use crate::command::Command;
+use crate::command::CommandResult;
+use crate::datadir::CF_KV;
+use crate::datadir::CF_SM;
+use crate::LogId;
+use crate::Snapshot;
+use crate::SnapshotData;
+use crate::SnapshotMeta;
+use crate::StoredMembership;
+use crate::TypeConfig;
+
+const KEY_APPLIED: &[u8] = b"applied";
+const KEY_MEMBERSHIP: &[u8] = b"membership";
+
+/// An object as stored under its key.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StoredObject {
+    pub value: Vec<u8>,
+    pub revision: u64,
+    pub create_revision: u64,
+    pub uid: String,
+}
+
+impl StoredObject {
+    pub fn into_record(self, key: String) -> Record {
+        Record { key, value: self.value, revision: self.revision, create_revision: self.create_revision, uid: self.uid }
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+struct SnapshotBody {
+    objects: Vec<(String, StoredObject)>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct SnapshotFile {
+    meta: SnapshotMeta,
+    data: Vec<u8>,
+}
+
+/// Shared read access to the state, for the `Store` implementation.
+#[derive(Clone)]
+pub struct StateReader {
+    pub db: Arc<DB>,
+    /// Held for writing while a snapshot replaces the whole state, so no read sees half of it.
+    pub install_lock: Arc<RwLock<()>>,
+    pub window: Arc<EventWindow>,
+}
+
+fn io_err(e: rocksdb::Error) -> io::Error {
+    io::Error::other(e)
+}
+
+fn cf<'a>(db: &'a DB, name: &str) -> io::Result<&'a rocksdb::ColumnFamily> {
+    db.cf_handle(name).ok_or_else(|| io::Error::other(format!("column family {name} missing")))
+}
+
+impl StateReader {
+    pub fn get(&self, key: &str) -> Result<Option<Record>, StoreError> {
+        let _guard = self.install_lock.read();
+        let cf = cf(&self.db, CF_KV).map_err(|e| StoreError::Internal(e.to_string()))?;
+        match self.db.get_cf(cf, key.as_bytes()).map_err(|e| StoreError::Internal(e.to_string()))? {
+            Some(bytes) => {
+                let obj: StoredObject = decode(&bytes).map_err(|e| StoreError::Internal(e.to_string()))?;
+                Ok(Some(obj.into_record(key.to_string())))
+            }
+            None => Ok(None),
+        }
+    }
+
+    /// Up to `limit` objects under `prefix` strictly after `after`, and whether more remain.
+    pub fn list(&self, prefix: &str, after: Option<&str>, limit: usize) -> Result<(Vec<Record>, bool), StoreError> {
+        let _guard = self.install_lock.read();
+        let internal = |e: String| StoreError::Internal(e);
+        let cf = cf(&self.db, CF_KV).map_err(|e| internal(e.to_string()))?;
+        let start = after.unwrap_or(prefix);
+        let iter = self.db.iterator_cf(cf, IteratorMode::From(start.as_bytes(), rocksdb::Direction::Forward));
+        let mut items = Vec::new();
+        for item in iter {
+            let (k, v) = item.map_err(|e| internal(e.to_string()))?;
+            let key = String::from_utf8(k.to_vec()).map_err(|e| internal(e.to_string()))?;
+            if !key.starts_with(prefix) {
+                break;
+            }
+            if Some(key.as_str()) == after {
+                continue;
+            }
+            if items.len() == limit {
+                return Ok((items, true));
+            }
+            let obj: StoredObject = decode(&v).map_err(|e| internal(e.to_string()))?;
+            items.push(obj.into_record(key));
+        }
+        Ok((items, false))
+    }
+}
+
+/// The state machine handed to openraft.
+pub struct StateMachine {
+    reader: StateReader,
+    snapshot_path: PathBuf,
+    applied: Option<LogId>,
+    membership: StoredMembership,
+}
+
+impl StateMachine {
+    /// Opens the state stored in `db`; the watch window starts at the stored applied index.
+    pub fn open(db: Arc<DB>, snapshot_path: PathBuf, window_capacity: usize) -> io::Result<Self> {
+        let applied: Option<LogId> = match db.get_cf(cf(&db, CF_SM)?, KEY_APPLIED).map_err(io_err)? {
+            Some(b) => decode(&b)?,
+            None => None,
+        };
+        let membership: StoredMembership = match db.get_cf(cf(&db, CF_SM)?, KEY_MEMBERSHIP).map_err(io_err)? {
+            Some(b) => decode(&b)?,
+            None => StoredMembership::default(),
+        };
+        let start = applied.as_ref().map(|l| l.index).unwrap_or(0);
+        let window = EventWindow::new(start, window_capacity);
+        Ok(Self {
+            reader: StateReader { db, install_lock: Arc::new(RwLock::new(())), window },
+            snapshot_path,
+            applied,
+            membership,
+        })
+    }
+
+    pub fn reader(&self) -> StateReader {
+        self.reader.clone()
+    }
+
+    pub fn membership(&self) -> &StoredMembership {
+        &self.membership
+    }
+
+    fn db(&self) -> &DB {
+        &self.reader.db
+    }
+}
+
+/// Applies one command against the stored state plus this batch's earlier writes.
+fn apply_command(
+    db: &DB,
+    overlay: &mut HashMap<String, Option<StoredObject>>,
+    cmd: Command,
+    index: u64,
+) -> io::Result<(CommandResult, Option<Event>)> {
+    let key = cmd.key().to_string();
+    let current: Option<StoredObject> = match overlay.get(&key) {
+        Some(v) => v.clone(),
+        None => match db.get_cf(cf(db, CF_KV)?, key.as_bytes()).map_err(io_err)? {
+            Some(b) => Some(decode(&b)?),
+            None => None,
+        },
+    };
+    let fail = |e: StoreError| Ok((CommandResult(Err(e)), None));
+    let current_record = |obj: &StoredObject| obj.clone().into_record(key.clone());
+    let (kind, new_obj, event_obj) = match cmd {
+        Command::Create { value, uid, .. } => {
+            if current.is_some() {
+                return fail(StoreError::AlreadyExists { key });
+            }
+            let obj = StoredObject { value, revision: index, create_revision: index, uid };
+            (EventKind::Created, Some(obj.clone()), obj)
+        }
+        Command::Update { value, precondition, .. } => {
+            let Some(cur) = current else {
+                return fail(StoreError::NotFound { key });
+            };
+            if let Err(reason) = precondition.check(&current_record(&cur)) {
+                return fail(StoreError::Conflict { key, reason });
+            }
+            let obj = StoredObject { value, revision: index, ..cur };
+            (EventKind::Updated, Some(obj.clone()), obj)
+        }
+        Command::Delete { precondition, .. } => {
+            let Some(cur) = current else {
+                return fail(StoreError::NotFound { key });
+            };
+            if let Err(reason) = precondition.check(&current_record(&cur)) {
+                return fail(StoreError::Conflict { key, reason });
+            }
+            (EventKind::Deleted, None, StoredObject { revision: index, ..cur })
+        }
+    };
+    overlay.insert(key.clone(), new_obj);
+    let record = event_obj.into_record(key);
+    Ok((CommandResult(Ok(record.clone())), Some(Event { kind, record })))
+}
+
+impl RaftStateMachine<TypeConfig> for StateMachine {
+    type SnapshotData = SnapshotData;
+    type SnapshotBuilder = SnapshotBuilder;
+
+    async fn applied_state(&mut self) -> Result<(Option<LogId>, StoredMembership), io::Error> {
+        Ok((self.applied.clone(), self.membership.clone()))
+    }
+
+    async fn apply<Strm>(&mut self, mut entries: Strm) -> Result<(), io::Error>
+    where Strm: Stream<Item = Result<EntryResponder<TypeConfig>, io::Error>> + Unpin + OptionalSend {
+        let mut overlay: HashMap<String, Option<StoredObject>> = HashMap::new();
+        let mut events = Vec::new();
+        let mut replies = Vec::new();
+        let mut membership_changed = false;
+        while let Some((entry, responder)) = entries.try_next().await? {
+            let index = entry.log_id.index;
+            let result = match entry.payload {
+                EntryPayload::Blank => None,
+                EntryPayload::Normal(cmd) => {
+                    let (result, event) = apply_command(self.db(), &mut overlay, cmd, index)?;
+                    events.extend(event);
+                    Some(result)
+                }
+                EntryPayload::Membership(m) => {
+                    self.membership = StoredMembership::new(Some(entry.log_id.clone()), m);
+                    membership_changed = true;
+                    None
+                }
+            };
+            self.applied = Some(entry.log_id);
+            if let Some(responder) = responder {
+                let reply = result.unwrap_or_else(|| CommandResult(Err(StoreError::Invalid("not a command".into()))));
+                replies.push((responder, reply));
+            }
+        }
+        let db = self.db();
+        let mut batch = WriteBatch::default();
+        let kv = cf(db, CF_KV)?;
+        for (key, obj) in &overlay {
+            match obj {
+                Some(o) => batch.put_cf(kv, key.as_bytes(), encode(o)?),
+                None => batch.delete_cf(kv, key.as_bytes()),
+            }
+        }
+        let sm = cf(db, CF_SM)?;
+        batch.put_cf(sm, KEY_APPLIED, encode(&self.applied)?);
+        if membership_changed {
+            batch.put_cf(sm, KEY_MEMBERSHIP, encode(&self.membership)?);
+        }
+        db.write(batch).map_err(io_err)?;
+
+        let window = &self.reader.window;
+        for e in events {
+            window.push(e);
+        }
+        if let Some(applied) = &self.applied {
+            window.advance(applied.index);
+        }
+        for (responder, reply) in replies {
+            responder.send(reply);
+        }
+        Ok(())
+    }
+
+    async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
+        SnapshotBuilder { db: self.reader.db.clone(), snapshot_path: self.snapshot_path.clone() }
+    }
+
+    async fn install_snapshot(&mut self, meta: &SnapshotMeta, snapshot: SnapshotData) -> Result<(), io::Error> {
+        let data = snapshot.into_inner();
+        let body: SnapshotBody = decode(&data)?;
+        {
+            let _guard = self.reader.install_lock.write();
+            let db = self.db();
+            let kv = cf(db, CF_KV)?;
+            let mut batch = WriteBatch::default();
+            batch.delete_range_cf(kv, b"".as_slice(), [0xffu8; 8].as_slice());
+            for (key, obj) in &body.objects {
+                batch.put_cf(kv, key.as_bytes(), encode(obj)?);
+            }
+            let sm = cf(db, CF_SM)?;
+            batch.put_cf(sm, KEY_APPLIED, encode(&meta.last_log_id)?);
+            batch.put_cf(sm, KEY_MEMBERSHIP, encode(&meta.last_membership)?);
+            let mut opts = WriteOptions::default();
+            opts.set_sync(true);
+            db.write_opt(batch, &opts).map_err(io_err)?;
+        }
+        self.applied = meta.last_log_id.clone();
+        self.membership = meta.last_membership.clone();
+        write_snapshot_file(&self.snapshot_path, &SnapshotFile { meta: meta.clone(), data })?;
+        self.reader.window.reset(meta.last_log_id.as_ref().map(|l| l.index).unwrap_or(0));
+        tracing::info!(last_log_id = ?meta.last_log_id, objects = body.objects.len(), "installed snapshot");
+        Ok(())
+    }
+
+    async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot>, io::Error> {
+        read_snapshot_file(&self.snapshot_path)
+    }
+}
+
+fn write_snapshot_file(path: &PathBuf, file: &SnapshotFile) -> io::Result<()> {
+    use std::io::Write;
+    let tmp = path.with_extension("tmp");
+    let mut f = std::fs::File::create(&tmp)?;
+    f.write_all(&encode(file)?)?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, path)?;
+    if let Some(dir) = path.parent() {
+        std::fs::File::open(dir)?.sync_all()?;
+    }
+    Ok(())
+}
+
+fn read_snapshot_file(path: &PathBuf) -> io::Result<Option<Snapshot>> {
+    match std::fs::read(path) {
+        Ok(bytes) => {
+            let file: SnapshotFile = decode(&bytes)?;
+            Ok(Some(Snapshot { meta: file.meta, snapshot: Cursor::new(file.data) }))
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// Builds a snapshot from a consistent RocksDB snapshot, off the apply path.
+pub struct SnapshotBuilder {
+    db: Arc<DB>,
+    snapshot_path: PathBuf,
+}
+
+impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
+    type SnapshotData = SnapshotData;
+
+    async fn build_snapshot(&mut self) -> Result<Snapshot, io::Error> {
+        let db = self.db.clone();
+        let path = self.snapshot_path.clone();
+        tokio::task::spawn_blocking(move || -> io::Result<Snapshot> {
+            let snap = db.snapshot();
+            let applied: Option<LogId> = match snap.get_cf(cf(&db, CF_SM)?, KEY_APPLIED).map_err(io_err)? {
+                Some(b) => decode(&b)?,
+                None => None,
+            };
+            let membership: StoredMembership = match snap.get_cf(cf(&db, CF_SM)?, KEY_MEMBERSHIP).map_err(io_err)? {
+                Some(b) => decode(&b)?,
+                None => StoredMembership::default(),
+            };
+            let mut objects = Vec::new();
+            for item in snap.iterator_cf(cf(&db, CF_KV)?, IteratorMode::Start) {
+                let (k, v) = item.map_err(io_err)?;
+                let key = String::from_utf8(k.to_vec()).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+                objects.push((key, decode::<StoredObject>(&v)?));
+            }
+            let data = encode(&SnapshotBody { objects })?;
+            let meta = SnapshotMeta { last_log_id: applied, last_membership: membership };
+            let file = SnapshotFile { meta: meta.clone(), data };
+            write_snapshot_file(&path, &file)?;
+            Ok(Snapshot { meta, snapshot: Cursor::new(file.data) })
+        })
+        .await
+        .map_err(io::Error::other)?
+    }
+}

@@ -1,0 +1,45 @@
+//! `skiff`: the one binary of the skiff control plane.
+
+mod http;
+mod local;
+mod member;
+mod server;
+
+use clap::Parser;
+use clap::Subcommand;
+
+#[derive(Parser)]
+#[command(name = "skiff", version, about = "A Kubernetes-compatible, highly available control plane")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a control-plane server (one member of the Raft cluster).
+    Server(server::ServerArgs),
+    /// List, add or remove the Raft members.
+    Member(member::MemberArgs),
+    /// Start or stop a local HA cluster on this machine.
+    Local(local::LocalArgs),
+}
+
+fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("SKIFF_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,openraft=warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    runtime.block_on(async move {
+        match cli.command {
+            Command::Server(args) => server::run(args).await,
+            Command::Member(args) => member::run(args).await,
+            Command::Local(args) => local::run(args).await,
+        }
+    })
+}

@@ -1,0 +1,152 @@
+//! `skiff server`.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::bail;
+use anyhow::Context;
+use clap::Args;
+use skiff_raft::NodeConfig;
+use skiff_raft::RaftNode;
+
+#[derive(Args, Debug)]
+pub struct ServerArgs {
+    /// This server's id (a positive integer, unique in the cluster).
+    #[arg(long)]
+    pub id: u64,
+    /// Where this server keeps its Raft log and state.
+    #[arg(long)]
+    pub data_dir: PathBuf,
+    /// Every server of the cluster, this one included: `1=HOST:PORT,2=HOST:PORT,...` (Raft addresses).
+    #[arg(long)]
+    pub peers: String,
+    /// The API address (health, metrics; the Kubernetes API).
+    #[arg(long, default_value = "127.0.0.1:6443")]
+    pub api_listen: SocketAddr,
+    /// The Raft/admin gRPC address; defaults to this server's address in --peers.
+    #[arg(long)]
+    pub raft_listen: Option<SocketAddr>,
+    /// Raft heartbeat interval.
+    #[arg(long, default_value_t = 50)]
+    pub heartbeat_ms: u64,
+    /// Raft election timeout range, `MIN-MAX` milliseconds.
+    #[arg(long, default_value = "300-600")]
+    pub election_timeout_ms: String,
+    /// Snapshot the state and compact the log after this many entries.
+    #[arg(long, default_value_t = 10_000)]
+    pub snapshot_logs: u64,
+    /// Log entries kept behind the latest snapshot.
+    #[arg(long, default_value_t = 1_000)]
+    pub logs_after_snapshot: u64,
+    /// Changes kept in memory for watches to resume from.
+    #[arg(long, default_value_t = 100_000)]
+    pub watch_window: usize,
+}
+
+/// Parses `1=host:port,2=host:port`.
+pub fn parse_peers(s: &str) -> anyhow::Result<BTreeMap<u64, String>> {
+    let mut peers = BTreeMap::new();
+    for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let (id, addr) = part.split_once('=').with_context(|| format!("peer `{part}` is not ID=HOST:PORT"))?;
+        let id: u64 = id.trim().parse().with_context(|| format!("peer id `{id}` is not a number"))?;
+        if id == 0 {
+            bail!("peer ids start at 1");
+        }
+        let addr = addr.trim();
+        if addr.rsplit_once(':').and_then(|(_, p)| p.parse::<u16>().ok()).is_none() {
+            bail!("peer {id} address `{addr}` is not HOST:PORT");
+        }
+        if peers.insert(id, addr.to_string()).is_some() {
+            bail!("peer {id} is listed twice");
+        }
+    }
+    if peers.is_empty() {
+        bail!("--peers is empty");
+    }
+    Ok(peers)
+}
+
+fn parse_range(s: &str) -> anyhow::Result<(u64, u64)> {
+    let (a, b) = s.split_once('-').context("--election-timeout-ms is MIN-MAX")?;
+    let (a, b): (u64, u64) = (a.trim().parse()?, b.trim().parse()?);
+    if a == 0 || b <= a {
+        bail!("--election-timeout-ms needs 0 < MIN < MAX");
+    }
+    Ok((a, b))
+}
+
+pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
+    let peers = parse_peers(&args.peers)?;
+    let own = peers.get(&args.id).with_context(|| format!("--peers does not list --id {}", args.id))?;
+    let raft_listen = match args.raft_listen {
+        Some(a) => a,
+        None => tokio::net::lookup_host(own)
+            .await
+            .with_context(|| format!("resolving {own}"))?
+            .next()
+            .with_context(|| format!("{own} resolves to nothing"))?,
+    };
+    let (emin, emax) = parse_range(&args.election_timeout_ms)?;
+    let mut config = NodeConfig::new(args.id, args.data_dir.clone(), peers, raft_listen);
+    config.heartbeat_ms = args.heartbeat_ms;
+    config.election_timeout_min_ms = emin;
+    config.election_timeout_max_ms = emax;
+    config.snapshot_logs = args.snapshot_logs;
+    config.logs_after_snapshot = args.logs_after_snapshot;
+    config.watch_window = args.watch_window;
+
+    let node = RaftNode::start(config).await.context("starting the server")?;
+    tracing::info!(id = args.id, %raft_listen, api = %args.api_listen, "skiff server started");
+    let api = tokio::net::TcpListener::bind(args.api_listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", args.api_listen))?;
+    let http = tokio::spawn(crate::http::serve(node.clone(), api));
+
+    let stopped = node.stopped();
+    let result = tokio::select! {
+        _ = shutdown_signal() => {
+            tracing::info!("shutting down");
+            Ok(())
+        }
+        reason = stopped => {
+            tracing::error!(%reason, "raft stopped with a fatal error; exiting so the committed state is never served stale");
+            Err(anyhow::anyhow!("raft stopped: {reason}"))
+        }
+    };
+    http.abort();
+    let _ = tokio::time::timeout(Duration::from_secs(5), node.shutdown()).await;
+    result
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::signal;
+    use tokio::signal::unix::SignalKind;
+    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+        std::future::pending::<()>().await;
+        return;
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn peers_parse_and_reject_bad_input() {
+        let p = parse_peers("1=127.0.0.1:1,2=localhost:2").expect("valid");
+        assert_eq!(p.len(), 2);
+        assert!(parse_peers("").is_err());
+        assert!(parse_peers("1=a:1,1=b:2").is_err());
+        assert!(parse_peers("x=a:1").is_err());
+        assert!(parse_peers("0=a:1").is_err());
+        assert!(parse_peers("1=nohost").is_err());
+        assert!(parse_range("300-600").is_ok());
+        assert!(parse_range("600-300").is_err());
+    }
+}
