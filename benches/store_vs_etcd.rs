@@ -108,7 +108,14 @@ fn start_etcd(base: &Path) -> std::io::Result<Etcd> {
                 .args(["--advertise-client-urls", &format!("http://127.0.0.1:{}", client[i])])
                 .args(["--listen-peer-urls", &format!("http://127.0.0.1:{}", peer[i])])
                 .args(["--initial-advertise-peer-urls", &format!("http://127.0.0.1:{}", peer[i])])
-                .args(["--initial-cluster", &initial, "--initial-cluster-state", "new", "--initial-cluster-token", "skiff-bench"])
+                .args([
+                    "--initial-cluster",
+                    &initial,
+                    "--initial-cluster-state",
+                    "new",
+                    "--initial-cluster-token",
+                    "skiff-bench",
+                ])
                 .stdout(log.try_clone()?)
                 .stderr(log)
                 .stdin(Stdio::null())
@@ -186,7 +193,8 @@ async fn main() {
     let etcd_ep = etcd_leader(&etcd.endpoints).await.expect("etcd leader");
     let mut etcd_clients = Vec::new();
     for _ in 0..CONNS {
-        etcd_clients.push(etcd_client::Client::connect([etcd_ep.as_str()], None).await.expect("etcd client").kv_client());
+        etcd_clients
+            .push(etcd_client::Client::connect([etcd_ep.as_str()], None).await.expect("etcd client").kv_client());
     }
     let etcd_clients = Arc::new(etcd_clients);
 
@@ -201,7 +209,9 @@ async fn main() {
             let s = drive(clients, secs, move |c, seq| {
                 let sc = sc.clone();
                 let v = v.clone();
-                async move { sc[c % CONNS].create(&format!("bench/{size}/{clients}/{c}/{seq}"), v.to_vec(), "u").await.is_ok() }
+                async move {
+                    sc[c % CONNS].create(&format!("bench/{size}/{clients}/{c}/{seq}"), v.to_vec(), "u").await.is_ok()
+                }
             })
             .await;
             let after = http_get(&leader_api, "/metrics").await.map(|(_, b)| b).unwrap_or_default();

@@ -85,7 +85,14 @@ async fn up(dir: &Path, servers: u64, agents: u64) -> anyhow::Result<()> {
     for id in 1..=servers {
         let api = format!("127.0.0.1:{}", free_port()?);
         let raft = format!("127.0.0.1:{}", free_port()?);
-        entries.push(ServerEntry { id, pid: 0, api, raft, data_dir: dir.join(format!("server-{id}")), log: dir.join(format!("server-{id}.log")) });
+        entries.push(ServerEntry {
+            id,
+            pid: 0,
+            api,
+            raft,
+            data_dir: dir.join(format!("server-{id}")),
+            log: dir.join(format!("server-{id}.log")),
+        });
     }
     let peers = entries.iter().map(|e| format!("{}={}", e.id, e.raft)).collect::<Vec<_>>().join(",");
     for e in &mut entries {
@@ -123,7 +130,10 @@ async fn up(dir: &Path, servers: u64, agents: u64) -> anyhow::Result<()> {
         println!("  server {}: api http://{}  raft {}  log {}", e.id, e.api, e.raft, e.log.display());
     }
     println!("  kubeconfig: {}", dir.join("kubeconfig").display());
-    println!("  members:    skiff member list --server {}", file.servers.iter().map(|e| e.raft.as_str()).collect::<Vec<_>>().join(","));
+    println!(
+        "  members:    skiff member list --server {}",
+        file.servers.iter().map(|e| e.raft.as_str()).collect::<Vec<_>>().join(",")
+    );
     Ok(())
 }
 
@@ -141,7 +151,9 @@ pub async fn http_status(addr: &str, path: &str) -> Option<u16> {
     use tokio::io::AsyncWriteExt;
     let fut = async {
         let mut s = tokio::net::TcpStream::connect(addr).await.ok()?;
-        s.write_all(format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").as_bytes()).await.ok()?;
+        s.write_all(format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").as_bytes())
+            .await
+            .ok()?;
         let mut buf = Vec::new();
         s.read_to_end(&mut buf).await.ok()?;
         let text = String::from_utf8_lossy(&buf);

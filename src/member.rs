@@ -42,7 +42,8 @@ struct Row {
 }
 
 pub async fn run(args: MemberArgs) -> anyhow::Result<()> {
-    let endpoints: Vec<String> = args.server.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect();
+    let endpoints: Vec<String> =
+        args.server.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect();
     let client = RemoteStore::new(endpoints.clone(), Duration::from_secs(5)).map_err(|e| anyhow::anyhow!("{e}"))?;
     match args.command {
         MemberCommand::List { output } => {
@@ -56,10 +57,27 @@ pub async fn run(args: MemberArgs) -> anyhow::Result<()> {
             let status = status.with_context(|| format!("no server reachable at {}", args.server))?;
             let mut rows = Vec::new();
             for m in &status.members {
-                let each = RemoteStore::new(vec![m.addr.clone()], Duration::from_secs(2)).map_err(|e| anyhow::anyhow!("{e}"))?;
+                let each = RemoteStore::new(vec![m.addr.clone()], Duration::from_secs(2))
+                    .map_err(|e| anyhow::anyhow!("{e}"))?;
                 let row = match each.status_of(0).await {
-                    Ok(s) => Row { id: m.id, addr: m.addr.clone(), voter: m.voter, role: s.role, term: Some(s.term), applied: Some(s.applied), leader: s.leader },
-                    Err(_) => Row { id: m.id, addr: m.addr.clone(), voter: m.voter, role: "unreachable".into(), term: None, applied: None, leader: None },
+                    Ok(s) => Row {
+                        id: m.id,
+                        addr: m.addr.clone(),
+                        voter: m.voter,
+                        role: s.role,
+                        term: Some(s.term),
+                        applied: Some(s.applied),
+                        leader: s.leader,
+                    },
+                    Err(_) => Row {
+                        id: m.id,
+                        addr: m.addr.clone(),
+                        voter: m.voter,
+                        role: "unreachable".into(),
+                        term: None,
+                        applied: None,
+                        leader: None,
+                    },
                 };
                 rows.push(row);
             }
@@ -69,7 +87,15 @@ pub async fn run(args: MemberArgs) -> anyhow::Result<()> {
                 println!("{:<4} {:<22} {:<8} {:<12} {:<6} {:<10}", "ID", "ADDRESS", "VOTER", "ROLE", "TERM", "APPLIED");
                 let dash = |v: Option<u64>| v.map(|x| x.to_string()).unwrap_or_else(|| "-".into());
                 for r in rows {
-                    println!("{:<4} {:<22} {:<8} {:<12} {:<6} {:<10}", r.id, r.addr, r.voter, r.role, dash(r.term), dash(r.applied));
+                    println!(
+                        "{:<4} {:<22} {:<8} {:<12} {:<6} {:<10}",
+                        r.id,
+                        r.addr,
+                        r.voter,
+                        r.role,
+                        dash(r.term),
+                        dash(r.applied)
+                    );
                 }
             }
         }

@@ -32,7 +32,7 @@ pub struct ServerArgs {
     #[arg(long, default_value_t = 50)]
     pub heartbeat_ms: u64,
     /// Raft election timeout range, `MIN-MAX` milliseconds.
-    #[arg(long, default_value = "300-600")]
+    #[arg(long, default_value = "150-300")]
     pub election_timeout_ms: String,
     /// Snapshot the state and compact the log after this many entries.
     #[arg(long, default_value_t = 10_000)]

@@ -53,7 +53,10 @@ async fn converged_views(cluster: &ProcessCluster) -> BTreeMap<u64, Vec<skiff_st
         }
         cluster.wait_applied(s.id, committed, Duration::from_secs(30)).await.expect("catch up");
         let c = cluster.client_for(s.id).expect("client");
-        let page = c.list("", ListOptions { consistency: Consistency::Local, ..Default::default() }).await.expect("local list");
+        let page = c
+            .list("", ListOptions { consistency: Consistency::Local, ..Default::default() })
+            .await
+            .expect("local list");
         views.insert(s.id, page.items);
     }
     views
@@ -83,7 +86,14 @@ async fn leader_kills_under_load_lose_nothing() {
     let stop = Arc::new(AtomicBool::new(false));
     let mut clients = Vec::new();
     for id in 0..8 {
-        clients.push(tokio::spawn(workload::run_client(id, endpoints.clone(), 16, "lin/".into(), history.clone(), stop.clone())));
+        clients.push(tokio::spawn(workload::run_client(
+            id,
+            endpoints.clone(),
+            16,
+            "lin/".into(),
+            history.clone(),
+            stop.clone(),
+        )));
     }
 
     let mut failovers = Vec::new();
@@ -109,7 +119,8 @@ async fn leader_kills_under_load_lose_nothing() {
             }
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
-        let failover = failover.unwrap_or_else(|| panic!("round {round}: no write acknowledged within 20 s of killing leader {leader}"));
+        let failover = failover
+            .unwrap_or_else(|| panic!("round {round}: no write acknowledged within 20 s of killing leader {leader}"));
         failovers.push(failover);
         cluster.start_server(leader).expect("restart");
         cluster.wait_ready(Duration::from_secs(30)).await.expect("restarted server ready");
@@ -184,7 +195,8 @@ async fn isolated_minority_acknowledges_nothing_and_catches_up() {
     assert!(w.is_err(), "an isolated server acknowledged a write: {w:?}");
     let r = isolated_client.get("part/before", Consistency::Linearizable).await;
     assert!(r.is_err(), "an isolated server served a linearizable read: {r:?}");
-    let (code, body) = http_get(&cluster.server(isolated).expect("server").api_addr, "/readyz").await.expect("readyz answers");
+    let (code, body) =
+        http_get(&cluster.server(isolated).expect("server").api_addr, "/readyz").await.expect("readyz answers");
     assert_eq!(code, 503, "isolated server must not report ready: {body}");
 
     // The majority elects a new leader and keeps working.
@@ -205,8 +217,15 @@ async fn isolated_minority_acknowledges_nothing_and_catches_up() {
     let c = cluster.client_for(isolated).expect("client");
     let got = c.get("part/majority-19", Consistency::Linearizable).await.expect("read after heal").expect("present");
     assert_eq!(got.revision, last);
-    assert!(c.get("part/isolated", Consistency::Linearizable).await.expect("read").is_none(), "the rejected write never appears");
-    assert!(c.get("part/before", Consistency::Linearizable).await.expect("read").is_some_and(|r| r.revision == before.revision));
+    assert!(
+        c.get("part/isolated", Consistency::Linearizable).await.expect("read").is_none(),
+        "the rejected write never appears"
+    );
+    assert!(c
+        .get("part/before", Consistency::Linearizable)
+        .await
+        .expect("read")
+        .is_some_and(|r| r.revision == before.revision));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -240,7 +259,8 @@ async fn lagging_server_rejoins_through_a_snapshot() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn five_servers_membership_changes_and_a_wiped_server_readded() {
-    let mut cluster = ProcessCluster::start(&bin(), ClusterOptions { servers: 5, ..Default::default() }).await.expect("cluster");
+    let mut cluster =
+        ProcessCluster::start(&bin(), ClusterOptions { servers: 5, ..Default::default() }).await.expect("cluster");
     let leader = cluster.wait_leader(Duration::from_secs(20)).await.expect("leader");
     let client = cluster.client();
     for i in 0..50 {
@@ -273,17 +293,22 @@ async fn five_servers_membership_changes_and_a_wiped_server_readded() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_data_dirs_and_peer_lists_are_refused() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let run = |args: &[&str]| {
-        std::process::Command::new(bin())
-            .args(args)
-            .output()
-            .expect("run skiff")
-    };
+    let run = |args: &[&str]| std::process::Command::new(bin()).args(args).output().expect("run skiff");
     // A foreign, non-empty directory is never initialised.
     let foreign = dir.path().join("foreign");
     std::fs::create_dir_all(&foreign).expect("mkdir");
     std::fs::write(foreign.join("precious.txt"), "data").expect("write");
-    let out = run(&["server", "--id", "1", "--data-dir", foreign.to_str().expect("utf8"), "--peers", "1=127.0.0.1:1", "--api-listen", "127.0.0.1:0"]);
+    let out = run(&[
+        "server",
+        "--id",
+        "1",
+        "--data-dir",
+        foreign.to_str().expect("utf8"),
+        "--peers",
+        "1=127.0.0.1:1",
+        "--api-listen",
+        "127.0.0.1:0",
+    ]);
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("not a skiff data dir"), "{err}");
@@ -304,11 +329,39 @@ async fn bad_data_dirs_and_peer_lists_are_refused() {
         .join(",");
     let mut cluster = cluster;
     cluster.kill(1).expect("stop 1");
-    let out = run(&["server", "--id", "2", "--data-dir", data.to_str().expect("utf8"), "--peers", &peers_wrong_addr, "--api-listen", "127.0.0.1:0"]);
-    assert!(String::from_utf8_lossy(&out.stderr).contains("belongs to server 1"), "{}", String::from_utf8_lossy(&out.stderr));
-    let out = run(&["server", "--id", "1", "--data-dir", data.to_str().expect("utf8"), "--peers", &peers_wrong_addr, "--api-listen", "127.0.0.1:0"]);
+    let out = run(&[
+        "server",
+        "--id",
+        "2",
+        "--data-dir",
+        data.to_str().expect("utf8"),
+        "--peers",
+        &peers_wrong_addr,
+        "--api-listen",
+        "127.0.0.1:0",
+    ]);
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("belongs to server 1"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = run(&[
+        "server",
+        "--id",
+        "1",
+        "--data-dir",
+        data.to_str().expect("utf8"),
+        "--peers",
+        &peers_wrong_addr,
+        "--api-listen",
+        "127.0.0.1:0",
+    ]);
     assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("disagrees with the stored membership"), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("disagrees with the stored membership"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 
     // Corrupt every RocksDB file that holds data: the server refuses rather than starting empty.
     let copy = dir.path().join("corrupt");
@@ -320,9 +373,23 @@ async fn bad_data_dirs_and_peer_lists_are_refused() {
             std::fs::write(&p, b"garbage").expect("corrupt");
         }
     }
-    let out = run(&["server", "--id", "1", "--data-dir", copy.to_str().expect("utf8"), "--peers", "1=127.0.0.1:1", "--api-listen", "127.0.0.1:0"]);
+    let out = run(&[
+        "server",
+        "--id",
+        "1",
+        "--data-dir",
+        copy.to_str().expect("utf8"),
+        "--peers",
+        "1=127.0.0.1:1",
+        "--api-listen",
+        "127.0.0.1:0",
+    ]);
     assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot open the database"), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("cannot open the database"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 
     // The untouched original still restarts and still has the data.
     cluster.start_server(1).expect("restart 1");
@@ -330,7 +397,8 @@ async fn bad_data_dirs_and_peer_lists_are_refused() {
     let c1 = cluster.client_for(1).expect("client");
     let got = c1.get("bad/kept", Consistency::Linearizable).await.expect("read").expect("present");
     assert_eq!(got.revision, rec.revision);
-    let err = c1.update("bad/kept", b"w".to_vec(), Precondition::revision(rec.revision + 999)).await.expect_err("stale");
+    let err =
+        c1.update("bad/kept", b"w".to_vec(), Precondition::revision(rec.revision + 999)).await.expect_err("stale");
     assert!(matches!(err, StoreError::Conflict { .. }));
 }
 
@@ -404,7 +472,11 @@ async fn full_disk_stops_a_server_without_losing_data() {
     let status = exit.expect("the server on the full disk should stop");
     assert!(!status.success(), "it must exit with an error, got {status}");
     let log = std::fs::read_to_string(&cluster.server(3).expect("server").log).expect("log");
-    assert!(log.contains("No space left on device"), "the log names the cause:\n{}", &log[log.len().saturating_sub(2000)..]);
+    assert!(
+        log.contains("No space left on device"),
+        "the log names the cause:\n{}",
+        &log[log.len().saturating_sub(2000)..]
+    );
 
     // The other two keep serving, and nothing acknowledged is lost.
     let more = client.create("disk/after", b"small".to_vec(), "u").await.expect("majority still writes");

@@ -75,7 +75,8 @@ impl RemoteStore {
     }
 
     fn rotate(&self, from: usize) {
-        let _ = self.current.compare_exchange(from, (from + 1) % self.channels.len(), Ordering::Relaxed, Ordering::Relaxed);
+        let _ =
+            self.current.compare_exchange(from, (from + 1) % self.channels.len(), Ordering::Relaxed, Ordering::Relaxed);
     }
 
     fn request<T>(&self, msg: T) -> tonic::Request<T> {
@@ -167,26 +168,46 @@ impl RemoteStore {
         })
     }
 
-    /// Adds server `id` at `addr` (via any server; it is forwarded to the leader).
+    /// A membership call: moves on to the next server while the request never left.
+    async fn admin<F, Fut>(&self, f: F) -> Result<Vec<MemberInfo>, StoreError>
+    where
+        F: Fn(ClusterClient<Channel>) -> Fut,
+        Fut: std::future::Future<Output = Result<tonic::Response<pb::MembershipReply>, tonic::Status>>,
+    {
+        let mut attempts = 0;
+        loop {
+            let (i, _) = self.pick();
+            match f(ClusterClient::new(self.channels[i].clone())).await {
+                Ok(reply) => return Ok(members_from_pb(reply.into_inner().members)),
+                Err(s) => {
+                    attempts += 1;
+                    if !never_sent(&s) || attempts >= self.channels.len() {
+                        return Err(transport_error(&self.endpoints[i], s));
+                    }
+                    self.rotate(i);
+                }
+            }
+        }
+    }
+
+    /// Adds server `id` at `addr` (via any server; it is forwarded to the leader). Waits until
+    /// the new server has caught up as a learner and was promoted.
     pub async fn add_member(&self, id: u64, addr: &str) -> Result<Vec<MemberInfo>, StoreError> {
-        let (i, _) = self.pick();
-        let mut req = tonic::Request::new(pb::AddMemberRequest { id, addr: addr.to_string() });
-        req.set_timeout(Duration::from_secs(300));
-        let reply = ClusterClient::new(self.channels[i].clone())
-            .add_member(req)
-            .await
-            .map_err(|s| transport_error(&self.endpoints[i], s))?;
-        Ok(members_from_pb(reply.into_inner().members))
+        self.admin(|mut c| {
+            let mut req = tonic::Request::new(pb::AddMemberRequest { id, addr: addr.to_string() });
+            req.set_timeout(Duration::from_secs(300));
+            async move { c.add_member(req).await }
+        })
+        .await
     }
 
     /// Removes server `id` (via any server; it is forwarded to the leader).
     pub async fn remove_member(&self, id: u64) -> Result<Vec<MemberInfo>, StoreError> {
-        let (i, _) = self.pick();
-        let reply = ClusterClient::new(self.channels[i].clone())
-            .remove_member(self.request(pb::RemoveMemberRequest { id }))
-            .await
-            .map_err(|s| transport_error(&self.endpoints[i], s))?;
-        Ok(members_from_pb(reply.into_inner().members))
+        self.admin(|mut c| {
+            let req = self.request(pb::RemoveMemberRequest { id });
+            async move { c.remove_member(req).await }
+        })
+        .await
     }
 }
 
@@ -257,11 +278,13 @@ impl Store for RemoteStore {
             }
         };
         let endpoint = self.endpoints[i].clone();
-        Ok(Box::pin(stream.map(move |item| match item {
-            Ok(p) => decode::<Result<WatchItem, StoreError>>(&p.data)
-                .map_err(|e| StoreError::Internal(e.to_string()))
-                .and_then(|r| r),
-            Err(s) => Err(transport_error(&endpoint, s)),
+        Ok(Box::pin(stream.map(move |item| {
+            match item {
+                Ok(p) => decode::<Result<WatchItem, StoreError>>(&p.data)
+                    .map_err(|e| StoreError::Internal(e.to_string()))
+                    .and_then(|r| r),
+                Err(s) => Err(transport_error(&endpoint, s)),
+            }
         })))
     }
 

@@ -20,8 +20,7 @@ pub fn index_key(index: u64) -> [u8; 8] {
 }
 
 pub fn index_from_key(key: &[u8]) -> Result<u64, std::io::Error> {
-    let arr: [u8; 8] = key
-        .try_into()
-        .map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidData, "log key is not 8 bytes"))?;
+    let arr: [u8; 8] =
+        key.try_into().map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidData, "log key is not 8 bytes"))?;
     Ok(u64::from_be_bytes(arr))
 }

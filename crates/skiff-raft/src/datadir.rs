@@ -60,16 +60,14 @@ pub fn open(path: &Path, node_id: u64) -> Result<DataDir, RaftStoreError> {
     let marker_path = path.join(MARKER);
     let fresh = if marker_path.exists() {
         let text = fs::read_to_string(&marker_path).map_err(|e| err(path, format!("cannot read {MARKER}: {e}")))?;
-        let marker: Marker = serde_json::from_str(&text)
-            .map_err(|e| err(path, format!("{MARKER} is corrupt ({e}); refusing to start rather than re-initialise")))?;
+        let marker: Marker = serde_json::from_str(&text).map_err(|e| {
+            err(path, format!("{MARKER} is corrupt ({e}); refusing to start rather than re-initialise"))
+        })?;
         if marker.format != FORMAT {
             return Err(err(path, format!("format {} is not supported (this build reads {FORMAT})", marker.format)));
         }
         if marker.node_id != node_id {
-            return Err(err(
-                path,
-                format!("belongs to server {} but this server is --id {node_id}", marker.node_id),
-            ));
+            return Err(err(path, format!("belongs to server {} but this server is --id {node_id}", marker.node_id)));
         }
         false
     } else {
@@ -80,8 +78,8 @@ pub fn open(path: &Path, node_id: u64) -> Result<DataDir, RaftStoreError> {
                 format!("is not empty and has no {MARKER}: not a skiff data dir; refusing to overwrite it"),
             ));
         }
-        let marker = serde_json::to_string_pretty(&Marker { format: FORMAT, node_id })
-            .map_err(|e| err(path, e.to_string()))?;
+        let marker =
+            serde_json::to_string_pretty(&Marker { format: FORMAT, node_id }).map_err(|e| err(path, e.to_string()))?;
         let tmp = path.join(format!("{MARKER}.tmp"));
         let mut f = fs::File::create(&tmp).map_err(|e| err(path, e.to_string()))?;
         f.write_all(marker.as_bytes()).and_then(|_| f.sync_all()).map_err(|e| err(path, e.to_string()))?;
@@ -96,8 +94,9 @@ pub fn open(path: &Path, node_id: u64) -> Result<DataDir, RaftStoreError> {
     opts.set_max_background_jobs(2);
     opts.set_keep_log_file_num(3);
     let cfs = [CF_LOGS, CF_META, CF_KV, CF_SM].map(|name| ColumnFamilyDescriptor::new(name, Options::default()));
-    let db = DB::open_cf_descriptors(&opts, &db_path, cfs)
-        .map_err(|e| err(path, format!("cannot open the database ({e}); refusing to start rather than re-initialise")))?;
+    let db = DB::open_cf_descriptors(&opts, &db_path, cfs).map_err(|e| {
+        err(path, format!("cannot open the database ({e}); refusing to start rather than re-initialise"))
+    })?;
     Ok(DataDir { path: path.to_path_buf(), db: Arc::new(db), fresh })
 }
 

@@ -9,9 +9,9 @@ use openraft::error::RPCError;
 use openraft::error::ReplicationClosed;
 use openraft::error::StreamingError;
 use openraft::error::Unreachable;
+use openraft::network::v2::RaftNetworkV2;
 use openraft::network::RPCOption;
 use openraft::network::RaftNetworkFactory;
-use openraft::network::v2::RaftNetworkV2;
 use openraft::raft::AppendEntriesRequest;
 use openraft::raft::AppendEntriesResponse;
 use openraft::raft::SnapshotResponse;
@@ -48,6 +48,12 @@ pub fn channel(addr: &str, local: Option<IpAddr>) -> Result<Channel, tonic::tran
         .keep_alive_timeout(Duration::from_secs(5))
         .connect_lazy())
 }
+
+/// One unary RPC of the transport, as a function of a client and a request.
+type Call = fn(
+    RaftTransportClient<Channel>,
+    tonic::Request<pb::Payload>,
+) -> futures::future::BoxFuture<'static, Result<tonic::Response<pb::Payload>, tonic::Status>>;
 
 /// Creates one [`PeerClient`] per target server.
 #[derive(Clone, Default)]
@@ -92,15 +98,7 @@ impl PeerClient {
         self.client.clone().ok_or_else(|| unreachable(format!("server {}: bad address", self.target)))
     }
 
-    async fn call<Req, Resp>(
-        &self,
-        req: &Req,
-        option: &RPCOption,
-        which: fn(
-            RaftTransportClient<Channel>,
-            tonic::Request<pb::Payload>,
-        ) -> futures::future::BoxFuture<'static, Result<tonic::Response<pb::Payload>, tonic::Status>>,
-    ) -> Result<Resp, RPCError<TypeConfig>>
+    async fn call<Req, Resp>(&self, req: &Req, option: &RPCOption, which: Call) -> Result<Resp, RPCError<TypeConfig>>
     where
         Req: serde::Serialize,
         Resp: serde::de::DeserializeOwned,
@@ -143,7 +141,8 @@ impl RaftNetworkV2<TypeConfig> for PeerClient {
         option: RPCOption,
     ) -> Result<SnapshotResponse<TypeConfig>, StreamingError<TypeConfig>> {
         let mut client = self.client()?;
-        let header = encode(&(vote, snapshot.meta.clone())).map_err(|e| StreamingError::Network(NetworkError::new(&e)))?;
+        let header =
+            encode(&(vote, snapshot.meta.clone())).map_err(|e| StreamingError::Network(NetworkError::new(&e)))?;
         let data = snapshot.snapshot.into_inner();
         let mut chunks = vec![pb::SnapshotChunk { header, data: Vec::new() }];
         chunks.extend(data.chunks(SNAPSHOT_CHUNK).map(|c| pb::SnapshotChunk { header: Vec::new(), data: c.to_vec() }));
@@ -155,8 +154,8 @@ impl RaftNetworkV2<TypeConfig> for PeerClient {
                 RPCError::Unreachable(u) => StreamingError::Unreachable(u),
                 other => StreamingError::Network(NetworkError::new(&AnyError::error(other.to_string()))),
             })?;
-            let result: Result<SnapshotResponse<TypeConfig>, String> = decode(&reply.into_inner().data)
-                .map_err(|e| StreamingError::Network(NetworkError::new(&e)))?;
+            let result: Result<SnapshotResponse<TypeConfig>, String> =
+                decode(&reply.into_inner().data).map_err(|e| StreamingError::Network(NetworkError::new(&e)))?;
             result.map_err(|e| StreamingError::Network(NetworkError::new(&AnyError::error(e))))
         };
         tokio::select! {

@@ -20,12 +20,12 @@ use std::time::Duration;
 use async_trait::async_trait;
 use openraft::async_runtime::Instant as _;
 use openraft::async_runtime::WatchReceiver;
+use openraft::error::ClientWriteError;
 use openraft::BasicNode;
 use openraft::ChangeMembers;
 use openraft::Config;
 use openraft::ReadPolicy;
 use openraft::ServerState;
-use openraft::error::ClientWriteError;
 use parking_lot::Mutex;
 use skiff_store::Consistency;
 use skiff_store::ListOptions;
@@ -45,8 +45,8 @@ use crate::command::Command;
 use crate::command::CommandResult;
 use crate::datadir;
 use crate::log_store::LogStore;
-use crate::network::NetworkFactory;
 use crate::network::channel;
+use crate::network::NetworkFactory;
 use crate::pb;
 use crate::pb::cluster_client::ClusterClient;
 use crate::service;
@@ -85,8 +85,8 @@ impl NodeConfig {
             peers,
             raft_listen,
             heartbeat_ms: 50,
-            election_timeout_min_ms: 300,
-            election_timeout_max_ms: 600,
+            election_timeout_min_ms: 150,
+            election_timeout_max_ms: 300,
             snapshot_logs: 10_000,
             logs_after_snapshot: 1_000,
             watch_window: 100_000,
@@ -320,18 +320,27 @@ impl RaftNode {
         }
     }
 
-    async fn propose_remote(&self, addr: &str, cmd: &Command, timeout: Duration) -> Result<CommandResult, ProposeError> {
+    async fn propose_remote(
+        &self,
+        addr: &str,
+        cmd: &Command,
+        timeout: Duration,
+    ) -> Result<CommandResult, ProposeError> {
         let mut client = self.cluster_client(addr).map_err(ProposeError::Failed)?;
         let data = encode(cmd).map_err(|e| ProposeError::Failed(StoreError::Internal(e.to_string())))?;
         let mut req = tonic::Request::new(pb::Payload { data });
         req.set_timeout(timeout);
         match client.propose(req).await {
-            Ok(reply) => decode(&reply.into_inner().data).map_err(|e| ProposeError::Failed(StoreError::Internal(e.to_string()))),
+            Ok(reply) => {
+                decode(&reply.into_inner().data).map_err(|e| ProposeError::Failed(StoreError::Internal(e.to_string())))
+            }
             Err(s) if s.code() == tonic::Code::FailedPrecondition => Err(ProposeError::NotLeader),
             // The old leader is gone; wait for the new one.
             Err(s) if crate::network::never_sent(&s) => Err(ProposeError::NotLeader),
             // The request may have reached the leader: the outcome is unknown.
-            Err(s) if s.code() == tonic::Code::DeadlineExceeded => Err(ProposeError::Failed(StoreError::Timeout(s.message().to_string()))),
+            Err(s) if s.code() == tonic::Code::DeadlineExceeded => {
+                Err(ProposeError::Failed(StoreError::Timeout(s.message().to_string())))
+            }
             Err(s) => Err(ProposeError::Failed(unavailable(format!("leader at {addr}: {}", s.message())))),
         }
     }
@@ -370,7 +379,9 @@ impl RaftNode {
                     match client.read_index(req).await {
                         Ok(r) => Some(r.into_inner().index),
                         Err(s) if s.code() == tonic::Code::FailedPrecondition || crate::network::never_sent(&s) => None,
-                        Err(s) => return Err(unavailable(format!("read index from leader at {addr}: {}", s.message()))),
+                        Err(s) => {
+                            return Err(unavailable(format!("read index from leader at {addr}: {}", s.message())))
+                        }
                     }
                 }
                 None => None,
@@ -418,7 +429,8 @@ impl RaftNode {
         if !self.raft.is_leader() {
             let (_, leader_addr) = self.leader().ok_or("no leader")?;
             let mut client = self.cluster_client(&leader_addr).map_err(|e| e.to_string())?;
-            let reply = client.add_member(pb::AddMemberRequest { id, addr }).await.map_err(|s| s.message().to_string())?;
+            let reply =
+                client.add_member(pb::AddMemberRequest { id, addr }).await.map_err(|s| s.message().to_string())?;
             return Ok(members_from_pb(reply.into_inner().members));
         }
         self.raft.add_learner(id, BasicNode { addr }, true).await.map_err(|e| e.to_string())?;
@@ -434,7 +446,8 @@ impl RaftNode {
         if !self.raft.is_leader() {
             let (_, leader_addr) = self.leader().ok_or("no leader")?;
             let mut client = self.cluster_client(&leader_addr).map_err(|e| e.to_string())?;
-            let reply = client.remove_member(pb::RemoveMemberRequest { id }).await.map_err(|s| s.message().to_string())?;
+            let reply =
+                client.remove_member(pb::RemoveMemberRequest { id }).await.map_err(|s| s.message().to_string())?;
             return Ok(members_from_pb(reply.into_inner().members));
         }
         let status = self.status().await;
@@ -472,10 +485,7 @@ pub(crate) enum ProposeError {
 
 /// Refuses to start when `--peers` gives a different address to a server the stored membership
 /// knows, or when this server has state but is no longer a member.
-fn check_peers_against_membership(
-    config: &NodeConfig,
-    stored: &crate::StoredMembership,
-) -> Result<(), RaftStoreError> {
+fn check_peers_against_membership(config: &NodeConfig, stored: &crate::StoredMembership) -> Result<(), RaftStoreError> {
     let membership = stored.membership();
     let known: BTreeMap<u64, String> = membership.nodes().map(|(id, n)| (*id, n.addr.clone())).collect();
     if known.is_empty() {

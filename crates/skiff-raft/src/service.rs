@@ -46,7 +46,9 @@ pub async fn serve(node: Arc<RaftNode>, listener: TcpListener) {
                 .max_decoding_message_size(MAX_MESSAGE)
                 .max_encoding_message_size(MAX_MESSAGE),
         )
-        .add_service(KvServer::new(svc.clone()).max_decoding_message_size(MAX_MESSAGE).max_encoding_message_size(MAX_MESSAGE))
+        .add_service(
+            KvServer::new(svc.clone()).max_decoding_message_size(MAX_MESSAGE).max_encoding_message_size(MAX_MESSAGE),
+        )
         .add_service(
             ClusterServer::new(svc).max_decoding_message_size(MAX_MESSAGE).max_encoding_message_size(MAX_MESSAGE),
         )
@@ -158,7 +160,8 @@ impl Kv for Service {
                 Ok(pb::Payload { data })
             })),
             Err(e) => {
-                let data = encode(&Err::<skiff_store::WatchItem, StoreError>(e)).map_err(|e| Status::internal(e.to_string()))?;
+                let data = encode(&Err::<skiff_store::WatchItem, StoreError>(e))
+                    .map_err(|e| Status::internal(e.to_string()))?;
                 Box::pin(futures::stream::iter([Ok(pb::Payload { data })]))
             }
         };
@@ -191,7 +194,10 @@ impl Cluster for Service {
         }))
     }
 
-    async fn add_member(&self, request: Request<pb::AddMemberRequest>) -> Result<Response<pb::MembershipReply>, Status> {
+    async fn add_member(
+        &self,
+        request: Request<pb::AddMemberRequest>,
+    ) -> Result<Response<pb::MembershipReply>, Status> {
         let r = request.into_inner();
         if r.addr.is_empty() {
             return Err(Status::invalid_argument("addr is required"));
@@ -209,7 +215,10 @@ impl Cluster for Service {
         Ok(Response::new(pb::MembershipReply { members: to_pb_members(members) }))
     }
 
-    async fn read_index(&self, _request: Request<pb::ReadIndexRequest>) -> Result<Response<pb::ReadIndexReply>, Status> {
+    async fn read_index(
+        &self,
+        _request: Request<pb::ReadIndexRequest>,
+    ) -> Result<Response<pb::ReadIndexReply>, Status> {
         match self.node.local_read_index().await {
             Ok(index) => Ok(Response::new(pb::ReadIndexReply { index })),
             Err(ProposeError::NotLeader) => Err(Status::failed_precondition("not the leader")),

@@ -235,11 +235,13 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
     type SnapshotBuilder = SnapshotBuilder;
 
     async fn applied_state(&mut self) -> Result<(Option<LogId>, StoredMembership), io::Error> {
-        Ok((self.applied.clone(), self.membership.clone()))
+        Ok((self.applied, self.membership.clone()))
     }
 
     async fn apply<Strm>(&mut self, mut entries: Strm) -> Result<(), io::Error>
-    where Strm: Stream<Item = Result<EntryResponder<TypeConfig>, io::Error>> + Unpin + OptionalSend {
+    where
+        Strm: Stream<Item = Result<EntryResponder<TypeConfig>, io::Error>> + Unpin + OptionalSend,
+    {
         let mut overlay: HashMap<String, Option<StoredObject>> = HashMap::new();
         let mut events = Vec::new();
         let mut replies = Vec::new();
@@ -254,7 +256,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                     Some(result)
                 }
                 EntryPayload::Membership(m) => {
-                    self.membership = StoredMembership::new(Some(entry.log_id.clone()), m);
+                    self.membership = StoredMembership::new(Some(entry.log_id), m);
                     membership_changed = true;
                     None
                 }
@@ -317,7 +319,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             opts.set_sync(true);
             db.write_opt(batch, &opts).map_err(io_err)?;
         }
-        self.applied = meta.last_log_id.clone();
+        self.applied = meta.last_log_id;
         self.membership = meta.last_membership.clone();
         write_snapshot_file(&self.snapshot_path, &SnapshotFile { meta: meta.clone(), data })?;
         self.reader.window.reset(meta.last_log_id.as_ref().map(|l| l.index).unwrap_or(0));

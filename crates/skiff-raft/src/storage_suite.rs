@@ -1,8 +1,8 @@
 //! openraft's own storage conformance suite, run against our RocksDB log and state machine.
 
+use openraft::errors::ErrorSource;
 use openraft::testing::log::StoreBuilder;
 use openraft::testing::log::Suite;
-use openraft::errors::ErrorSource;
 use openraft::StorageError;
 
 use crate::datadir;
@@ -17,9 +17,11 @@ struct RocksBuilder;
 impl StoreBuilder<TypeConfig, LogStore, StateMachine, tempfile::TempDir> for RocksBuilder {
     async fn build(&self) -> Result<(tempfile::TempDir, LogStore, StateMachine), StorageError<TypeConfig>> {
         let dir = tempfile::tempdir().map_err(|e| StorageError::read(Source::from_error(&e)))?;
-        let data = datadir::open(&dir.path().join("data"), 1).map_err(|e| StorageError::read(Source::from_string(e)))?;
+        let data =
+            datadir::open(&dir.path().join("data"), 1).map_err(|e| StorageError::read(Source::from_string(e)))?;
         let log = LogStore::new(data.db.clone());
-        let sm = StateMachine::open(data.db.clone(), data.snapshot_path(), 1000).map_err(|e| StorageError::read(Source::from_error(&e)))?;
+        let sm = StateMachine::open(data.db.clone(), data.snapshot_path(), 1000)
+            .map_err(|e| StorageError::read(Source::from_error(&e)))?;
         Ok((dir, log, sm))
     }
 }

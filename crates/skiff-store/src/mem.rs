@@ -107,7 +107,8 @@ impl Store for MemStore {
             if current.is_some() {
                 return Err(StoreError::AlreadyExists { key: key.to_string() });
             }
-            let record = Record { key: key.to_string(), value, revision: rev, create_revision: rev, uid: uid.to_string() };
+            let record =
+                Record { key: key.to_string(), value, revision: rev, create_revision: rev, uid: uid.to_string() };
             Ok((EventKind::Created, record))
         })
     }

@@ -224,13 +224,7 @@ mod tests {
     fn ev(key: &str, rev: Revision) -> Event {
         Event {
             kind: EventKind::Created,
-            record: Record {
-                key: key.into(),
-                value: vec![],
-                revision: rev,
-                create_revision: rev,
-                uid: String::new(),
-            },
+            record: Record { key: key.into(), value: vec![], revision: rev, create_revision: rev, uid: String::new() },
         }
     }
 

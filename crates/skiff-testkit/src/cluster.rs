@@ -93,7 +93,11 @@ impl ProcessCluster {
                 ip,
                 raft_addr,
                 api_addr,
-                data_dir: options.data_dirs.get(&id).cloned().unwrap_or_else(|| dir.path().join(format!("server-{id}"))),
+                data_dir: options
+                    .data_dirs
+                    .get(&id)
+                    .cloned()
+                    .unwrap_or_else(|| dir.path().join(format!("server-{id}"))),
                 log: dir.path().join(format!("server-{id}.log")),
                 child: None,
             });
@@ -197,7 +201,8 @@ impl ProcessCluster {
     /// A client bound to server `id` only.
     pub fn client_for(&self, id: u64) -> Result<RemoteStore, ClusterError> {
         let s = self.server(id)?;
-        Ok(RemoteStore::new(vec![s.raft_addr.clone()], Duration::from_secs(5)).unwrap_or_else(|e| panic!("client: {e}")))
+        Ok(RemoteStore::new(vec![s.raft_addr.clone()], Duration::from_secs(5))
+            .unwrap_or_else(|e| panic!("client: {e}")))
     }
 
     /// Server `id`'s own status, if it answers.
@@ -233,7 +238,10 @@ impl ProcessCluster {
                 return Ok(l);
             }
             if Instant::now() > deadline {
-                return Err(ClusterError::Timeout(format!("no leader within {timeout:?}; logs in {}", self.dir().display())));
+                return Err(ClusterError::Timeout(format!(
+                    "no leader within {timeout:?}; logs in {}",
+                    self.dir().display()
+                )));
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
@@ -307,7 +315,9 @@ pub async fn http_get(addr: &str, path: &str) -> Option<(u16, String)> {
     use tokio::io::AsyncWriteExt;
     let fut = async {
         let mut s = tokio::net::TcpStream::connect(addr).await.ok()?;
-        s.write_all(format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").as_bytes()).await.ok()?;
+        s.write_all(format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").as_bytes())
+            .await
+            .ok()?;
         let mut buf = Vec::new();
         s.read_to_end(&mut buf).await.ok()?;
         let text = String::from_utf8_lossy(&buf).to_string();

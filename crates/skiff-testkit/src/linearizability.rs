@@ -66,10 +66,7 @@ pub enum OpKind {
     Create { value: String },
     /// Update value only if the current revision equals `expected_revision`;
     /// fails with Conflict if revision differs, NotFound if absent.
-    Update {
-        value: String,
-        expected_revision: u64,
-    },
+    Update { value: String, expected_revision: u64 },
     /// Linearizable read.
     Get,
 }
@@ -172,11 +169,7 @@ pub enum CheckError {
     /// The history itself is invalid (impossible outcome, missing or
     /// inverted completion time).
     #[error("malformed operation #{index} on key {key:?}: {reason}")]
-    Malformed {
-        key: String,
-        index: usize,
-        reason: String,
-    },
+    Malformed { key: String, index: usize, reason: String },
 }
 
 /// Checks `history` against the model described in the module docs.
@@ -199,10 +192,7 @@ pub fn check(history: &[Operation], budget: Duration) -> Result<Verdict, CheckEr
     for (key, indices) in by_key {
         let ctx = KeyContext::new(key, history, &indices, base, &claims);
         if let Some(explanation) = ctx.search(deadline)? {
-            return Ok(Verdict::Violation {
-                key: key.to_owned(),
-                explanation,
-            });
+            return Ok(Verdict::Violation { key: key.to_owned(), explanation });
         }
     }
     Ok(Verdict::Linearizable)
@@ -210,29 +200,16 @@ pub fn check(history: &[Operation], budget: Duration) -> Result<Verdict, CheckEr
 
 fn validate(history: &[Operation]) -> Result<(), CheckError> {
     for (index, op) in history.iter().enumerate() {
-        let malformed = |reason: String| CheckError::Malformed {
-            key: op.key.clone(),
-            index,
-            reason,
-        };
+        let malformed = |reason: String| CheckError::Malformed { key: op.key.clone(), index, reason };
         let possible = matches!(
             (&op.kind, &op.outcome),
             (_, Outcome::Indeterminate)
-                | (
-                    OpKind::Create { .. },
-                    Outcome::Written { .. } | Outcome::AlreadyExists
-                )
-                | (
-                    OpKind::Update { .. },
-                    Outcome::Written { .. } | Outcome::Conflict | Outcome::NotFound
-                )
+                | (OpKind::Create { .. }, Outcome::Written { .. } | Outcome::AlreadyExists)
+                | (OpKind::Update { .. }, Outcome::Written { .. } | Outcome::Conflict | Outcome::NotFound)
                 | (OpKind::Get, Outcome::Found { .. } | Outcome::NotFound)
         );
         if !possible {
-            return Err(malformed(format!(
-                "outcome {:?} is impossible for {:?}",
-                op.outcome, op.kind
-            )));
+            return Err(malformed(format!("outcome {:?} is impossible for {:?}", op.outcome, op.kind)));
         }
         if op.outcome != Outcome::Indeterminate {
             match op.complete {
@@ -330,10 +307,7 @@ fn check_revisions(history: &[Operation], base: Instant) -> Option<(String, Stri
 }
 
 fn rel(base: Instant, t: Instant) -> String {
-    format!(
-        "+{:.3}ms",
-        t.saturating_duration_since(base).as_secs_f64() * 1e3
-    )
+    format!("+{:.3}ms", t.saturating_duration_since(base).as_secs_f64() * 1e3)
 }
 
 fn describe_op(history: &[Operation], base: Instant, i: usize) -> String {
@@ -377,10 +351,7 @@ enum Rev {
 
 impl Rev {
     fn unknown_after(revision: u64) -> Rev {
-        Rev::Unknown {
-            min: revision.saturating_add(1),
-            excluded: Vec::new(),
-        }
+        Rev::Unknown { min: revision.saturating_add(1), excluded: Vec::new() }
     }
 
     /// The revision is known to differ from `r` (a `Conflict` was observed);
@@ -393,10 +364,7 @@ impl Rev {
                 if let Err(at) = excluded.binary_search(&r) {
                     excluded.insert(at, r);
                 }
-                Some(Rev::Unknown {
-                    min: *min,
-                    excluded,
-                })
+                Some(Rev::Unknown { min: *min, excluded })
             }
             other => Some(other.clone()),
         }
@@ -437,10 +405,7 @@ impl<'a> Claims<'a> {
                     claims.insert(*revision, Claim::Taken);
                 }
                 Outcome::Found { value, revision } => {
-                    let read = Claim::Read {
-                        key: &op.key,
-                        value,
-                    };
+                    let read = Claim::Read { key: &op.key, value };
                     let claim = claims.entry(*revision).or_insert(read);
                     if let Claim::Read { key, value: v } = claim {
                         if *key != op.key || v != value {
@@ -513,12 +478,8 @@ impl Reject {
             Reject::Missing => "requires the key to exist, but it is absent",
             Reject::WrongValue => "observed a value other than the current one",
             Reject::WrongRevision => "names a revision other than the current one",
-            Reject::NotIncreasing => {
-                "reports a new revision that is not greater than the one it replaced"
-            }
-            Reject::ConflictButMatches => {
-                "reported Conflict, but the current revision equals expected_revision"
-            }
+            Reject::NotIncreasing => "reports a new revision that is not greater than the one it replaced",
+            Reject::ConflictButMatches => "reported Conflict, but the current revision equals expected_revision",
         }
     }
 }
@@ -583,13 +544,7 @@ struct Deepest {
 }
 
 impl<'a> KeyContext<'a> {
-    fn new(
-        key: &'a str,
-        history: &'a [Operation],
-        indices: &[usize],
-        base: Instant,
-        claims: &'a Claims<'a>,
-    ) -> Self {
+    fn new(key: &'a str, history: &'a [Operation], indices: &[usize], base: Instant, claims: &'a Claims<'a>) -> Self {
         let mut ctx = KeyContext {
             key,
             history,
@@ -616,58 +571,33 @@ impl<'a> KeyContext<'a> {
             let indeterminate = op.outcome == Outcome::Indeterminate;
             let effect = match (&op.kind, &op.outcome) {
                 (OpKind::Get, Outcome::Indeterminate) => continue,
-                (OpKind::Create { value }, Outcome::Written { revision }) => Effect::CreateOk {
-                    value: intern(value, true, &mut ctx),
-                    revision: *revision,
-                },
-                (OpKind::Create { value }, _) if indeterminate => Effect::CreateMaybe {
-                    value: intern(value, true, &mut ctx),
-                },
-                (
-                    OpKind::Update {
-                        value,
-                        expected_revision,
-                    },
-                    Outcome::Written { revision },
-                ) => Effect::UpdateOk {
+                (OpKind::Create { value }, Outcome::Written { revision }) => {
+                    Effect::CreateOk { value: intern(value, true, &mut ctx), revision: *revision }
+                }
+                (OpKind::Create { value }, _) if indeterminate => {
+                    Effect::CreateMaybe { value: intern(value, true, &mut ctx) }
+                }
+                (OpKind::Update { value, expected_revision }, Outcome::Written { revision }) => Effect::UpdateOk {
                     value: intern(value, true, &mut ctx),
                     expected: *expected_revision,
                     revision: *revision,
                 },
-                (
-                    OpKind::Update {
-                        value,
-                        expected_revision,
-                    },
-                    _,
-                ) if indeterminate => Effect::UpdateMaybe {
-                    value: intern(value, true, &mut ctx),
-                    expected: *expected_revision,
-                },
-                (
-                    OpKind::Update {
-                        expected_revision, ..
-                    },
-                    Outcome::Conflict,
-                ) => Effect::UpdateConflict {
-                    expected: *expected_revision,
-                },
-                (OpKind::Get, Outcome::Found { value, revision }) => Effect::GetFound {
-                    value: intern(value, false, &mut ctx),
-                    revision: *revision,
-                },
+                (OpKind::Update { value, expected_revision }, _) if indeterminate => {
+                    Effect::UpdateMaybe { value: intern(value, true, &mut ctx), expected: *expected_revision }
+                }
+                (OpKind::Update { expected_revision, .. }, Outcome::Conflict) => {
+                    Effect::UpdateConflict { expected: *expected_revision }
+                }
+                (OpKind::Get, Outcome::Found { value, revision }) => {
+                    Effect::GetFound { value: intern(value, false, &mut ctx), revision: *revision }
+                }
                 (_, Outcome::AlreadyExists) => Effect::Present,
                 // Remaining valid combinations (see `validate`) are NotFound.
                 _ => Effect::Absent,
             };
             let complete = if indeterminate { None } else { op.complete };
             ctx.definite += usize::from(complete.is_some());
-            ctx.ops.push(KeyOp {
-                index,
-                effect,
-                invoke: op.invoke,
-                complete,
-            });
+            ctx.ops.push(KeyOp { index, effect, invoke: op.invoke, complete });
         }
         ctx.ops.sort_by_key(|op| op.invoke);
         ctx
@@ -680,9 +610,7 @@ impl<'a> KeyContext<'a> {
             Rev::Unknown { min, excluded } => {
                 r >= *min
                     && excluded.binary_search(&r).is_err()
-                    && self
-                        .claims
-                        .allows(r, self.key, self.values[object.value as usize])
+                    && self.claims.allows(r, self.key, self.values[object.value as usize])
             }
         }
     }
@@ -693,25 +621,10 @@ impl<'a> KeyContext<'a> {
             (Effect::Absent, None) => Ok(None),
             (Effect::Present, Some(_)) => Ok(state.clone()),
             (Effect::CreateOk { value, revision }, None) => object(value, Rev::Known(revision)),
-            (Effect::CreateMaybe { value }, None) => object(
-                value,
-                Rev::Unknown {
-                    min: 0,
-                    excluded: Vec::new(),
-                },
-            ),
-            (Effect::CreateOk { .. } | Effect::CreateMaybe { .. } | Effect::Absent, Some(_)) => {
-                Err(Reject::Exists)
-            }
+            (Effect::CreateMaybe { value }, None) => object(value, Rev::Unknown { min: 0, excluded: Vec::new() }),
+            (Effect::CreateOk { .. } | Effect::CreateMaybe { .. } | Effect::Absent, Some(_)) => Err(Reject::Exists),
             (_, None) => Err(Reject::Missing),
-            (
-                Effect::UpdateOk {
-                    value,
-                    expected,
-                    revision,
-                },
-                Some(cur),
-            ) => {
+            (Effect::UpdateOk { value, expected, revision }, Some(cur)) => {
                 if !self.admits(cur, expected) {
                     Err(Reject::WrongRevision)
                 } else if revision <= expected {
@@ -747,10 +660,7 @@ impl<'a> KeyContext<'a> {
     /// no later than the earliest completion among pending operations.
     /// Definite operations first (they are the ones that must be placed).
     fn candidates(&self, done: &Bitset) -> Vec<usize> {
-        let horizon = (0..self.ops.len())
-            .filter(|&i| !done.get(i))
-            .filter_map(|i| self.ops[i].complete)
-            .min();
+        let horizon = (0..self.ops.len()).filter(|&i| !done.get(i)).filter_map(|i| self.ops[i].complete).min();
         let mut definite = Vec::new();
         let mut maybe = Vec::new();
         for (i, op) in self.ops.iter().enumerate() {
@@ -778,10 +688,7 @@ impl<'a> KeyContext<'a> {
     fn branches(&self, done: &Bitset, state: &State) -> Vec<usize> {
         let candidates = self.candidates(done);
         let neutral = candidates.iter().copied().find(|&i| {
-            self.ops[i].complete.is_some()
-                && self
-                    .step(state, self.ops[i].effect)
-                    .is_ok_and(|next| next == *state)
+            self.ops[i].complete.is_some() && self.step(state, self.ops[i].effect).is_ok_and(|next| next == *state)
         });
         match neutral {
             Some(i) => vec![i],
@@ -797,24 +704,12 @@ impl<'a> KeyContext<'a> {
         let mut done = Bitset::new(self.ops.len());
         let mut linearized_definite = 0;
         let mut seen: HashSet<(Bitset, State)> = HashSet::new();
-        let mut deepest = Deepest {
-            definite: 0,
-            path: Vec::new(),
-            done: done.clone(),
-            state: None,
-        };
-        let mut stack = vec![Frame {
-            via: None,
-            state: None,
-            candidates: self.branches(&done, &None),
-            next: 0,
-        }];
+        let mut deepest = Deepest { definite: 0, path: Vec::new(), done: done.clone(), state: None };
+        let mut stack = vec![Frame { via: None, state: None, candidates: self.branches(&done, &None), next: 0 }];
         let mut steps: u64 = 0;
         while let Some(top) = stack.last_mut() {
             if steps & 0xff == 0 && deadline.is_some_and(|d| Instant::now() >= d) {
-                return Err(CheckError::Timeout {
-                    key: self.key.to_owned(),
-                });
+                return Err(CheckError::Timeout { key: self.key.to_owned() });
             }
             steps += 1;
             let Some(&i) = top.candidates.get(top.next) else {
@@ -846,12 +741,7 @@ impl<'a> KeyContext<'a> {
                     state: state.clone(),
                 };
             }
-            stack.push(Frame {
-                via: Some(i),
-                candidates: self.branches(&done, &state),
-                state,
-                next: 0,
-            });
+            stack.push(Frame { via: Some(i), candidates: self.branches(&done, &state), state, next: 0 });
         }
         Ok(Some(self.explain(&deepest)))
     }
@@ -902,23 +792,11 @@ impl<'a> KeyContext<'a> {
                 state = next;
             }
             if n >= skip {
-                let _ = writeln!(
-                    out,
-                    "  {}\n      => {}",
-                    self.describe(i),
-                    self.describe_state(&state)
-                );
+                let _ = writeln!(out, "  {}\n      => {}", self.describe(i), self.describe_state(&state));
             }
         }
-        let _ = writeln!(
-            out,
-            "State after that prefix: {}.",
-            self.describe_state(&deepest.state)
-        );
-        let _ = writeln!(
-            out,
-            "None of the operations that real-time order allows next can take effect there:"
-        );
+        let _ = writeln!(out, "State after that prefix: {}.", self.describe_state(&deepest.state));
+        let _ = writeln!(out, "None of the operations that real-time order allows next can take effect there:");
         let mut tried_maybe = 0;
         for i in self.candidates(&deepest.done) {
             if self.ops[i].complete.is_none() {
@@ -963,10 +841,7 @@ mod tests {
 
     impl Builder {
         fn new() -> Self {
-            Builder {
-                base: Instant::now(),
-                ops: Vec::new(),
-            }
+            Builder { base: Instant::now(), ops: Vec::new() }
         }
 
         fn at(&self, ms: u64) -> Instant {
@@ -974,24 +849,9 @@ mod tests {
         }
 
         /// A definite operation over `[from, to]` milliseconds.
-        fn op(
-            &mut self,
-            client: usize,
-            key: &str,
-            kind: OpKind,
-            from: u64,
-            to: u64,
-            outcome: Outcome,
-        ) {
+        fn op(&mut self, client: usize, key: &str, kind: OpKind, from: u64, to: u64, outcome: Outcome) {
             let (invoke, complete) = (self.at(from), Some(self.at(to)));
-            self.ops.push(Operation {
-                client,
-                key: key.to_owned(),
-                kind,
-                invoke,
-                complete,
-                outcome,
-            });
+            self.ops.push(Operation { client, key: key.to_owned(), kind, invoke, complete, outcome });
         }
 
         fn maybe(&mut self, client: usize, key: &str, kind: OpKind, from: u64) {
@@ -1015,28 +875,19 @@ mod tests {
         OpKind::Create { value: v.into() }
     }
     fn update(v: &str, expected_revision: u64) -> OpKind {
-        OpKind::Update {
-            value: v.into(),
-            expected_revision,
-        }
+        OpKind::Update { value: v.into(), expected_revision }
     }
     fn written(revision: u64) -> Outcome {
         Outcome::Written { revision }
     }
     fn found(v: &str, revision: u64) -> Outcome {
-        Outcome::Found {
-            value: v.into(),
-            revision,
-        }
+        Outcome::Found { value: v.into(), revision }
     }
 
     fn assert_violation(verdict: Verdict, needle: &str) -> String {
         match verdict {
             Verdict::Violation { explanation, .. } => {
-                assert!(
-                    explanation.contains(needle),
-                    "explanation lacks {needle:?}:\n{explanation}"
-                );
+                assert!(explanation.contains(needle), "explanation lacks {needle:?}:\n{explanation}");
                 explanation
             }
             Verdict::Linearizable => panic!("expected a violation"),
@@ -1087,12 +938,8 @@ mod tests {
         h.op(0, "k", create("a"), 0, 1, written(1));
         h.op(0, "k", update("b", 1), 2, 3, written(2));
         h.op(1, "k", OpKind::Get, 4, 5, found("a", 1));
-        let explanation =
-            assert_violation(h.verdict(), "observed a value other than the current one");
-        assert!(
-            explanation.contains("value \"b\" at revision 2"),
-            "{explanation}"
-        );
+        let explanation = assert_violation(h.verdict(), "observed a value other than the current one");
+        assert!(explanation.contains("value \"b\" at revision 2"), "{explanation}");
     }
 
     #[test]
@@ -1163,11 +1010,7 @@ mod tests {
         h.op(0, "k", create("a"), 0, 1, written(1));
         h.op(0, "k", update("b", 1), 10, 100, written(2));
         for client in 1..=60 {
-            let seen = if client % 2 == 0 {
-                found("a", 1)
-            } else {
-                found("b", 2)
-            };
+            let seen = if client % 2 == 0 { found("a", 1) } else { found("b", 2) };
             h.op(client, "k", OpKind::Get, 10, 100, seen);
         }
         assert_eq!(h.verdict(), Verdict::Linearizable);
@@ -1228,23 +1071,14 @@ mod tests {
     fn malformed_histories_are_rejected() {
         let mut h = Builder::new();
         h.op(0, "k", OpKind::Get, 0, 1, written(1));
-        assert!(matches!(
-            check(&h.ops, BUDGET),
-            Err(CheckError::Malformed { index: 0, .. })
-        ));
+        assert!(matches!(check(&h.ops, BUDGET), Err(CheckError::Malformed { index: 0, .. })));
         let mut h = Builder::new();
         h.op(0, "k", create("a"), 5, 1, written(1));
-        assert!(matches!(
-            check(&h.ops, BUDGET),
-            Err(CheckError::Malformed { .. })
-        ));
+        assert!(matches!(check(&h.ops, BUDGET), Err(CheckError::Malformed { .. })));
         let mut h = Builder::new();
         h.op(0, "k", create("a"), 0, 1, written(1));
         h.ops[0].complete = None;
-        assert!(matches!(
-            check(&h.ops, BUDGET),
-            Err(CheckError::Malformed { .. })
-        ));
+        assert!(matches!(check(&h.ops, BUDGET), Err(CheckError::Malformed { .. })));
     }
 
     #[test]
@@ -1273,10 +1107,7 @@ mod tests {
             t.join().expect("recorder thread");
         }
         assert_eq!(history.len(), 100);
-        assert_eq!(
-            check(&history.operations(), BUDGET),
-            Ok(Verdict::Linearizable)
-        );
+        assert_eq!(check(&history.operations(), BUDGET), Ok(Verdict::Linearizable));
     }
 
     /// SplitMix64: small, deterministic, good enough for test workloads.
@@ -1323,11 +1154,7 @@ mod tests {
                 let lost = rng.percent(5);
                 let applies = rng.percent(50);
                 // A lost operation may still take effect well after the client moved on.
-                let effect_at = if lost {
-                    invoke + rng.below(60)
-                } else {
-                    effect_at
-                };
+                let effect_at = if lost { invoke + rng.below(60) } else { effect_at };
                 plans.push(Plan {
                     client,
                     key: format!("key{}", rng.below(keys as u64)),
@@ -1371,11 +1198,7 @@ mod tests {
                 (create(&value), outcome)
             } else {
                 let cur_rev = current.as_ref().map_or(0, |(_, r)| *r);
-                let expected = if rng.percent(75) {
-                    cur_rev
-                } else {
-                    rng.below(cur_rev + 3)
-                };
+                let expected = if rng.percent(75) { cur_rev } else { rng.below(cur_rev + 3) };
                 let outcome = match &current {
                     None => Outcome::NotFound,
                     Some(_) if expected != cur_rev => Outcome::Conflict,
@@ -1388,20 +1211,10 @@ mod tests {
                 };
                 (update(&value, expected), outcome)
             };
-            let outcome = if p.lost {
-                Outcome::Indeterminate
-            } else {
-                outcome
-            };
+            let outcome = if p.lost { Outcome::Indeterminate } else { outcome };
             let complete = (!p.lost).then(|| at(p.complete));
-            ops[i] = Some(Operation {
-                client: p.client,
-                key: p.key.clone(),
-                kind,
-                invoke: at(p.invoke),
-                complete,
-                outcome,
-            });
+            ops[i] =
+                Some(Operation { client: p.client, key: p.key.clone(), kind, invoke: at(p.invoke), complete, outcome });
         }
         ops.into_iter().flatten().collect()
     }
@@ -1412,11 +1225,7 @@ mod tests {
             let mut ops = simulate(seed, 8, 3, 40);
             assert_eq!(ops.len(), 320);
             let started = Instant::now();
-            assert_eq!(
-                check(&ops, BUDGET),
-                Ok(Verdict::Linearizable),
-                "seed {seed}"
-            );
+            assert_eq!(check(&ops, BUDGET), Ok(Verdict::Linearizable), "seed {seed}");
             assert!(started.elapsed() < BUDGET);
 
             // Replace one read's value by another value written to that key.
@@ -1425,16 +1234,12 @@ mod tests {
                 .position(|op| matches!(op.outcome, Outcome::Found { .. }))
                 .expect("simulation produced a successful read");
             let key = ops[target].key.clone();
-            let Outcome::Found { value: seen, .. } = ops[target].outcome.clone() else {
-                unreachable!()
-            };
+            let Outcome::Found { value: seen, .. } = ops[target].outcome.clone() else { unreachable!() };
             let other = ops
                 .iter()
                 .filter(|op| op.key == key)
                 .find_map(|op| match &op.kind {
-                    OpKind::Create { value } | OpKind::Update { value, .. } if *value != seen => {
-                        Some(value.clone())
-                    }
+                    OpKind::Create { value } | OpKind::Update { value, .. } if *value != seen => Some(value.clone()),
                     _ => None,
                 })
                 .unwrap_or_else(|| "never-written".to_owned());
@@ -1451,9 +1256,6 @@ mod tests {
     #[test]
     fn zero_budget_times_out() {
         let ops = simulate(42, 8, 3, 40);
-        assert!(matches!(
-            check(&ops, Duration::ZERO),
-            Err(CheckError::Timeout { .. })
-        ));
+        assert!(matches!(check(&ops, Duration::ZERO), Err(CheckError::Timeout { .. })));
     }
 }

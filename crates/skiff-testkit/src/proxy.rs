@@ -73,11 +73,7 @@ impl FaultProxy {
             connections: Mutex::new(HashMap::new()),
         });
         let accept = tokio::spawn(accept_loop(listener, shared.clone()));
-        Ok(FaultProxy {
-            local_addr,
-            shared,
-            accept: Some(accept),
-        })
+        Ok(FaultProxy { local_addr, shared, accept: Some(accept) })
     }
 
     /// The address clients should connect to.
@@ -243,9 +239,7 @@ mod tests {
 
     #[tokio::test]
     async fn traffic_passes() {
-        let proxy = FaultProxy::start(any_port(), echo_server().await)
-            .await
-            .expect("start proxy");
+        let proxy = FaultProxy::start(any_port(), echo_server().await).await.expect("start proxy");
         assert!(!proxy.is_partitioned());
         let mut a = connect(proxy.local_addr()).await;
         let mut b = connect(proxy.local_addr()).await;
@@ -261,9 +255,7 @@ mod tests {
 
     #[tokio::test]
     async fn partition_cuts_traffic_and_heal_restores_it() {
-        let proxy = FaultProxy::start(any_port(), echo_server().await)
-            .await
-            .expect("start proxy");
+        let proxy = FaultProxy::start(any_port(), echo_server().await).await.expect("start proxy");
         let mut old = connect(proxy.local_addr()).await;
         assert_eq!(exchange(&mut old, b"before").await, Ok(b"before".to_vec()));
 
@@ -271,16 +263,12 @@ mod tests {
         assert!(proxy.is_partitioned());
         assert_eq!(proxy.active_connections(), 0);
         // The existing connection is broken.
-        let err = exchange(&mut old, b"during")
-            .await
-            .expect_err("old connection survived");
+        let err = exchange(&mut old, b"during").await.expect_err("old connection survived");
         assert_ne!(err, "timed out", "connection hung instead of closing");
         // New connections get through the handshake but carry nothing.
         for _ in 0..3 {
             let mut new = connect(proxy.local_addr()).await;
-            let err = exchange(&mut new, b"during")
-                .await
-                .expect_err("new connection passed data");
+            let err = exchange(&mut new, b"during").await.expect_err("new connection passed data");
             assert_ne!(err, "timed out", "connection hung instead of closing");
         }
         assert_eq!(proxy.active_connections(), 0);
@@ -303,9 +291,7 @@ mod tests {
             let l = TcpListener::bind(any_port()).await.expect("bind");
             l.local_addr().expect("addr")
         };
-        let proxy = FaultProxy::start(any_port(), dead)
-            .await
-            .expect("start proxy");
+        let proxy = FaultProxy::start(any_port(), dead).await.expect("start proxy");
         let mut c = connect(proxy.local_addr()).await;
         assert!(exchange(&mut c, b"x").await.is_err());
         wait_for_connections(&proxy, 0).await;
@@ -314,17 +300,12 @@ mod tests {
 
     #[tokio::test]
     async fn shutdown_closes_everything() {
-        let proxy = FaultProxy::start(any_port(), echo_server().await)
-            .await
-            .expect("start proxy");
+        let proxy = FaultProxy::start(any_port(), echo_server().await).await.expect("start proxy");
         let addr = proxy.local_addr();
         let mut c = connect(addr).await;
         assert_eq!(exchange(&mut c, b"hi").await, Ok(b"hi".to_vec()));
         proxy.shutdown().await;
         assert!(exchange(&mut c, b"hi").await.is_err());
-        assert!(
-            TcpStream::connect(addr).await.is_err(),
-            "listener still open"
-        );
+        assert!(TcpStream::connect(addr).await.is_err(), "listener still open");
     }
 }
