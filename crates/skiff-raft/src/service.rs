@@ -38,7 +38,15 @@ use crate::Vote;
 /// Serves Raft, Kv and Cluster on `listener` until the task is aborted.
 pub async fn serve(node: Arc<RaftNode>, listener: TcpListener) {
     let svc = Service { node };
-    let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+    // `Server::tcp_nodelay` only applies to listeners tonic binds itself; small Raft messages
+    // must not wait for Nagle's algorithm.
+    let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener).map(|conn| {
+        conn.inspect(|s| {
+            if let Err(e) = s.set_nodelay(true) {
+                tracing::warn!("TCP_NODELAY: {e}");
+            }
+        })
+    });
     let result = tonic::transport::Server::builder()
         .tcp_nodelay(true)
         .add_service(
