@@ -5,7 +5,7 @@
 //! and 256 concurrent clients, all sent to the leader, and reports throughput, p50 and p99
 //! latency and the ratio skiff/etcd. It also measures the disk's fdatasync latency with fio.
 //!
-//! `cargo test --bench store_vs_etcd -- [--quick] [--seconds N]` (see docs/benchmarks.md).
+//! `cargo test --workspace --bench store_vs_etcd -- [--quick] [--seconds N]` (see docs/benchmarks.md).
 
 use std::path::Path;
 use std::path::PathBuf;

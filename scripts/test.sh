@@ -10,5 +10,5 @@ cargo build --workspace --all-targets
 cargo clippy --workspace --all-targets -- -D warnings
 # The end-to-end tests start clusters of real processes; one test at a time keeps elections
 # honest on small machines.
-cargo test --workspace -- --test-threads=1
-cargo bench --bench store_vs_etcd -- --quick
+cargo test --workspace -- --test-threads=1 --show-output
+cargo test --workspace --bench store_vs_etcd -- --quick

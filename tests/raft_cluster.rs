@@ -495,3 +495,113 @@ async fn full_disk_stops_a_server_without_losing_data() {
     assert_eq!(views[&1], views[&3], "the restarted server holds the same data");
     drop(cluster);
 }
+
+/// A watcher that follows the cluster through leader kills, reconnecting to another server and
+/// resuming from the last revision it saw, receives every acknowledged write exactly once and in
+/// order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn watch_resumes_across_leader_kills_without_gaps_or_duplicates() {
+    use futures::StreamExt;
+    use skiff_store::WatchItem;
+
+    let mut cluster = ProcessCluster::start(&bin(), ClusterOptions::default()).await.expect("cluster");
+    let first_leader = cluster.wait_leader(Duration::from_secs(20)).await.expect("leader");
+    let endpoints: Vec<String> = cluster.servers.iter().map(|s| s.raft_addr.clone()).collect();
+    let start = cluster.client().current_revision(Consistency::Linearizable).await.expect("revision");
+
+    // Writers: creates of unique keys, recording what was acknowledged.
+    let stop = Arc::new(AtomicBool::new(false));
+    let acked = Arc::new(parking_lot::Mutex::new(Vec::<(u64, String)>::new()));
+    let mut writers = Vec::new();
+    for w in 0..4 {
+        let (stop, acked, eps) = (stop.clone(), acked.clone(), endpoints.clone());
+        writers.push(tokio::spawn(async move {
+            let store = skiff_raft::RemoteStore::new(eps, Duration::from_secs(5)).expect("client");
+            store.prefer(w);
+            let mut i = 0;
+            while !stop.load(Ordering::Relaxed) {
+                let key = format!("w/{w}-{i}");
+                i += 1;
+                if let Ok(r) = store.create(&key, key.clone().into_bytes(), "u").await {
+                    acked.lock().push((r.revision, key));
+                }
+            }
+        }));
+    }
+
+    // The watcher: on any error or end of stream, resume on the next server.
+    let (stop_w, eps) = (stop.clone(), endpoints.clone());
+    let watcher = tokio::spawn(async move {
+        let mut seen: Vec<(u64, String)> = Vec::new();
+        let mut last = start;
+        // Start on the leader, which is the first server to be killed.
+        let mut server = (first_leader - 1) as usize;
+        let mut reconnects = 0;
+        let mut expired_in_a_row = 0;
+        loop {
+            let done = stop_w.load(Ordering::Relaxed);
+            let store = skiff_raft::RemoteStore::new(vec![eps[server % eps.len()].clone()], Duration::from_secs(5))
+                .expect("client");
+            match store.watch("w/", last).await {
+                Ok(mut stream) => loop {
+                    match tokio::time::timeout(Duration::from_secs(2), stream.next()).await {
+                        Ok(Some(Ok(WatchItem::Event(e)))) => {
+                            expired_in_a_row = 0;
+                            assert!(
+                                e.revision() > last,
+                                "watch went backwards or repeated: {} after {last}",
+                                e.revision()
+                            );
+                            last = e.revision();
+                            seen.push((e.revision(), e.record.key.clone()));
+                        }
+                        Ok(Some(Ok(WatchItem::Progress(_)))) => {}
+                        Ok(Some(Err(StoreError::Expired { .. }))) => {
+                            expired_in_a_row += 1;
+                            assert!(expired_in_a_row < 10, "every server has compacted past revision {last}");
+                            break;
+                        }
+                        Ok(Some(Err(_))) | Ok(None) => break,
+                        Err(_) if stop_w.load(Ordering::Relaxed) => return (seen, reconnects),
+                        Err(_) => break,
+                    }
+                },
+                Err(_) if done => return (seen, reconnects),
+                Err(_) => {}
+            }
+            if done {
+                return (seen, reconnects);
+            }
+            server += 1;
+            reconnects += 1;
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    });
+
+    for _ in 0..3 {
+        tokio::time::sleep(Duration::from_millis(700)).await;
+        let leader = cluster.wait_leader(Duration::from_secs(20)).await.expect("leader");
+        cluster.kill(leader).expect("kill");
+        tokio::time::sleep(Duration::from_millis(700)).await;
+        cluster.start_server(leader).expect("restart");
+        cluster.wait_ready(Duration::from_secs(30)).await.expect("ready");
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    stop.store(true, Ordering::Relaxed);
+    for w in writers {
+        w.await.expect("writer");
+    }
+    // Let the watcher drain up to the last acknowledged write, then stop it.
+    let acked: Vec<(u64, String)> = acked.lock().clone();
+    let max_acked = acked.iter().map(|(r, _)| *r).max().expect("writes were acknowledged");
+    let (seen, reconnects) = watcher.await.expect("watcher");
+    let seen_max = seen.last().map(|(r, _)| *r).unwrap_or(0);
+    assert!(seen_max >= max_acked, "the watcher stopped at {seen_max}, before the last acknowledged write {max_acked}");
+    let seen_set: std::collections::BTreeSet<&(u64, String)> = seen.iter().collect();
+    assert_eq!(seen_set.len(), seen.len(), "duplicate events");
+    for a in &acked {
+        assert!(seen_set.contains(a), "acknowledged write {a:?} never reached the watcher");
+    }
+    assert!(reconnects >= 1, "the watcher should have had to reconnect at least once");
+    println!("watch: {} events, {} acknowledged writes, {} reconnects", seen.len(), acked.len(), reconnects);
+}
