@@ -35,10 +35,10 @@ pub struct ServerArgs {
     #[arg(long, default_value = "150-300")]
     pub election_timeout_ms: String,
     /// Snapshot the state and compact the log after this many entries.
-    #[arg(long, default_value_t = 10_000)]
+    #[arg(long, default_value_t = 100_000)]
     pub snapshot_logs: u64,
     /// Log entries kept behind the latest snapshot.
-    #[arg(long, default_value_t = 1_000)]
+    #[arg(long, default_value_t = 5_000)]
     pub logs_after_snapshot: u64,
     /// Changes kept in memory for watches to resume from.
     #[arg(long, default_value_t = 100_000)]

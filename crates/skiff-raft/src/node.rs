@@ -87,8 +87,8 @@ impl NodeConfig {
             heartbeat_ms: 50,
             election_timeout_min_ms: 150,
             election_timeout_max_ms: 300,
-            snapshot_logs: 10_000,
-            logs_after_snapshot: 1_000,
+            snapshot_logs: 100_000,
+            logs_after_snapshot: 5_000,
             watch_window: 100_000,
             request_timeout: Duration::from_secs(10),
         }
@@ -275,7 +275,8 @@ impl RaftNode {
 
     /// The current leader's id and address, if known.
     fn leader(&self) -> Option<(u64, String)> {
-        let m = self.raft.metrics().borrow_watched().clone();
+        let metrics = self.raft.metrics();
+        let m = metrics.borrow_watched();
         let leader = m.current_leader?;
         let node = m.membership_config.membership().get_node(&leader)?;
         Some((leader, node.addr.clone()))

@@ -1,0 +1,62 @@
+//! `skiff local up` / `skiff local down` and `skiff member list`, as a user runs them.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+fn bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_skiff"))
+}
+
+fn skiff(args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(bin()).args(args).output().expect("run skiff");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn pids(cluster_json: &str) -> Vec<u64> {
+    let v: serde_json::Value = serde_json::from_str(cluster_json).expect("cluster.json");
+    v["servers"].as_array().expect("servers").iter().filter_map(|s| s["pid"].as_u64()).collect()
+}
+
+#[test]
+fn local_up_lists_members_and_down_cleans_up() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path().join("local");
+    let d = d.to_str().expect("utf8");
+    let (ok, out, err) = skiff(&["local", "up", "--dir", d, "--servers", "3"]);
+    assert!(ok, "local up failed: {out}\n{err}");
+    assert!(out.contains("skiff local cluster is up: 3 servers"), "{out}");
+    let state = std::fs::read_to_string(format!("{d}/cluster.json")).expect("cluster.json");
+    let pids = pids(&state);
+    assert_eq!(pids.len(), 3);
+    assert!(std::path::Path::new(&format!("{d}/kubeconfig")).exists(), "kubeconfig written");
+
+    // A second `up` on the same dir refuses instead of starting a second cluster.
+    let (ok, _, err) = skiff(&["local", "up", "--dir", d]);
+    assert!(!ok && err.contains("already holds a cluster"), "{err}");
+
+    let v: serde_json::Value = serde_json::from_str(&state).expect("json");
+    let servers: Vec<String> =
+        v["servers"].as_array().expect("servers").iter().filter_map(|s| s["raft"].as_str().map(String::from)).collect();
+    let (ok, out, err) = skiff(&["member", "list", "--server", &servers.join(","), "-o", "json"]);
+    assert!(ok, "member list failed: {err}");
+    let rows: serde_json::Value = serde_json::from_str(&out).expect("member list json");
+    let rows = rows.as_array().expect("rows");
+    assert_eq!(rows.len(), 3, "{out}");
+    assert_eq!(rows.iter().filter(|r| r["role"] == "leader").count(), 1, "exactly one leader: {out}");
+    assert!(rows.iter().all(|r| r["voter"] == true), "{out}");
+    let (ok, table, _) = skiff(&["member", "list", "--server", &servers[0]]);
+    assert!(ok && table.starts_with("ID") && table.contains("leader"), "{table}");
+
+    let (ok, out, err) = skiff(&["local", "down", "--dir", d]);
+    assert!(ok, "local down failed: {out}\n{err}");
+    for pid in pids {
+        let alive = std::fs::read_to_string(format!("/proc/{pid}/stat")).map(|s| !s.contains(") Z ")).unwrap_or(false);
+        assert!(!alive, "server process {pid} still running after down");
+    }
+    assert!(!std::path::Path::new(&format!("{d}/cluster.json")).exists());
+    assert!(!std::path::Path::new(&format!("{d}/server-1")).exists(), "data dirs removed");
+}
