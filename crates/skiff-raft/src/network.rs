@@ -4,6 +4,10 @@ use std::future::Future;
 use std::net::IpAddr;
 use std::time::Duration;
 
+use futures::Stream;
+use futures::StreamExt;
+use openraft::base::BoxFuture;
+use openraft::base::BoxStream;
 use openraft::error::NetworkError;
 use openraft::error::RPCError;
 use openraft::error::ReplicationClosed;
@@ -15,6 +19,7 @@ use openraft::network::RaftNetworkFactory;
 use openraft::raft::AppendEntriesRequest;
 use openraft::raft::AppendEntriesResponse;
 use openraft::raft::SnapshotResponse;
+use openraft::raft::StreamAppendResult;
 use openraft::raft::VoteRequest;
 use openraft::raft::VoteResponse;
 use openraft::AnyError;
@@ -123,6 +128,39 @@ impl RaftNetworkV2<TypeConfig> for PeerClient {
         option: RPCOption,
     ) -> Result<AppendEntriesResponse<TypeConfig>, RPCError<TypeConfig>> {
         self.call(&rpc, &option, |mut c, r| Box::pin(async move { c.append_entries(r).await })).await
+    }
+
+    /// Keeps many append-entries requests in flight on one gRPC stream (openraft's default sends
+    /// one at a time and waits for each answer).
+    fn stream_append<'s, S>(
+        &'s mut self,
+        input: S,
+        _option: RPCOption,
+    ) -> BoxFuture<
+        's,
+        Result<BoxStream<'s, Result<StreamAppendResult<TypeConfig>, RPCError<TypeConfig>>>, RPCError<TypeConfig>>,
+    >
+    where
+        S: Stream<Item = AppendEntriesRequest<TypeConfig>> + OptionalSend + Unpin + 'static,
+    {
+        let target = self.target;
+        Box::pin(async move {
+            let mut client = self.client()?;
+            // An unencodable request ends the stream rather than leaving a gap in it.
+            let requests = input
+                .map(|r| encode(&r))
+                .take_while(|r| std::future::ready(r.is_ok()))
+                .filter_map(|r| std::future::ready(r.ok().map(|data| pb::Payload { data })));
+            let replies = client.stream_append(requests).await.map_err(|s| status_to_rpc(target, s))?.into_inner();
+            let results = replies.map(move |item| {
+                let payload = item.map_err(|s| status_to_rpc(target, s))?;
+                let result: Result<StreamAppendResult<TypeConfig>, String> =
+                    decode(&payload.data).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
+                result.map_err(|e| RPCError::Network(NetworkError::new(&AnyError::error(e))))
+            });
+            let boxed: BoxStream<'s, Result<StreamAppendResult<TypeConfig>, RPCError<TypeConfig>>> = Box::pin(results);
+            Ok(boxed)
+        })
     }
 
     async fn vote(

@@ -89,6 +89,27 @@ impl RaftTransport for Service {
         payload(&result)
     }
 
+    type StreamAppendStream = PayloadStream;
+
+    async fn stream_append(
+        &self,
+        request: Request<tonic::Streaming<pb::Payload>>,
+    ) -> Result<Response<PayloadStream>, Status> {
+        // A transport error or an undecodable request ends the input; openraft then sees the
+        // stream close and starts a new one.
+        let requests = request
+            .into_inner()
+            .map(|item| item.ok().and_then(|p| decode::<AppendEntriesRequest<TypeConfig>>(&p.data).ok()))
+            .take_while(|r| std::future::ready(r.is_some()))
+            .filter_map(std::future::ready);
+        let replies = self.node.raft.stream_append(requests).map(|item| {
+            let result = item.map_err(|fatal| fatal.to_string());
+            let data = encode(&result).map_err(|e| Status::internal(e.to_string()))?;
+            Ok(pb::Payload { data })
+        });
+        Ok(Response::new(Box::pin(replies)))
+    }
+
     async fn vote(&self, request: Request<pb::Payload>) -> Result<Response<pb::Payload>, Status> {
         let req: VoteRequest<TypeConfig> = decode(&request.into_inner().data).map_err(bad_payload)?;
         let result = self.node.raft.vote(req).await.map_err(|e| e.to_string());
@@ -112,7 +133,8 @@ impl RaftTransport for Service {
     }
 }
 
-type WatchReply = Pin<Box<dyn Stream<Item = Result<pb::Payload, Status>> + Send>>;
+type PayloadStream = Pin<Box<dyn Stream<Item = Result<pb::Payload, Status>> + Send>>;
+type WatchReply = PayloadStream;
 
 fn precondition(p: Option<pb::Precondition>) -> Precondition {
     p.map(|p| Precondition { revision: p.revision, uid: p.uid }).unwrap_or_default()
