@@ -5,7 +5,8 @@
 //! and 256 concurrent clients, all sent to the leader, and reports throughput, p50 and p99
 //! latency and the ratio skiff/etcd. It also measures the disk's fdatasync latency with fio.
 //!
-//! `cargo test --workspace --bench store_vs_etcd -- [--quick] [--seconds N]` (see docs/benchmarks.md).
+//! `cargo test --workspace --bench store_vs_etcd -- [--quick] [--seconds N] [--sizes 256,2048]
+//! [--clients 1,64,256]` (see docs/benchmarks.md).
 
 use std::path::Path;
 use std::path::PathBuf;
@@ -169,6 +170,15 @@ async fn main() {
         .and_then(|i| args.get(i + 1))
         .and_then(|s| s.parse().ok())
         .unwrap_or(if quick { 1.5 } else { 8.0 });
+    let list = |flag: &str, default: &[usize]| -> Vec<usize> {
+        args.iter()
+            .position(|a| a == flag)
+            .and_then(|i| args.get(i + 1))
+            .map(|v| v.split(',').filter_map(|x| x.trim().parse().ok()).collect())
+            .unwrap_or_else(|| default.to_vec())
+    };
+    let sizes = list("--sizes", &[256, 2048]);
+    let client_counts = list("--clients", &[1, 64, 256]);
     let base: PathBuf = std::env::var("SKIFF_BENCH_DIR").map(PathBuf::from).unwrap_or_else(|_| std::env::temp_dir());
     let work = tempfile::Builder::new().prefix("skiff-bench-").tempdir_in(&base).expect("bench dir");
 
@@ -200,8 +210,8 @@ async fn main() {
 
     println!("\n{:<6} {:>7} {:>6} {:>10} {:>9} {:>9}", "system", "clients", "value", "ops/s", "p50 ms", "p99 ms");
     let mut summary = Vec::new();
-    for &size in &[256usize, 2048] {
-        for &clients in &[1usize, 64, 256] {
+    for &size in &sizes {
+        for &clients in &client_counts {
             let value = Arc::new(vec![b'v'; size]);
             let before = http_get(&leader_api, "/metrics").await.map(|(_, b)| b).unwrap_or_default();
             let v = value.clone();

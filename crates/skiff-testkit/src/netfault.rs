@@ -30,12 +30,12 @@ fn iptables(args: &[&str]) -> Result<(), NetFaultError> {
 }
 
 impl NetFault {
-    /// Creates an empty chain jumped to from INPUT.
+    /// Creates an empty chain jumped to from INPUT, after removing chains that killed test
+    /// processes left behind.
     pub fn new() -> Result<Self, NetFaultError> {
+        remove_stale_chains();
         let chain = format!("SKIFF-{}", std::process::id());
-        let _ = iptables(&["-D", "INPUT", "-j", &chain]);
-        let _ = iptables(&["-F", &chain]);
-        let _ = iptables(&["-X", &chain]);
+        remove_chain(&chain);
         iptables(&["-N", &chain])?;
         iptables(&["-I", "INPUT", "-j", &chain])?;
         Ok(Self { chain })
@@ -61,10 +61,26 @@ impl NetFault {
     }
 }
 
+fn remove_chain(chain: &str) {
+    let _ = iptables(&["-D", "INPUT", "-j", chain]);
+    let _ = iptables(&["-F", chain]);
+    let _ = iptables(&["-X", chain]);
+}
+
+/// Chains named after processes that no longer exist.
+fn remove_stale_chains() {
+    let Ok(out) = Command::new("iptables").args(["-w", "-S"]).output() else { return };
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        let Some(chain) = line.strip_prefix("-N ") else { continue };
+        let Some(pid) = chain.strip_prefix("SKIFF-") else { continue };
+        if !std::path::Path::new(&format!("/proc/{pid}")).exists() {
+            remove_chain(chain);
+        }
+    }
+}
+
 impl Drop for NetFault {
     fn drop(&mut self) {
-        let _ = iptables(&["-D", "INPUT", "-j", &self.chain]);
-        let _ = iptables(&["-F", &self.chain]);
-        let _ = iptables(&["-X", &self.chain]);
+        remove_chain(&self.chain);
     }
 }
