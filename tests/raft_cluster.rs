@@ -262,7 +262,8 @@ async fn five_servers_membership_changes_and_a_wiped_server_readded() {
     let mut cluster =
         ProcessCluster::start(&bin(), ClusterOptions { servers: 5, ..Default::default() }).await.expect("cluster");
     let leader = cluster.wait_leader(Duration::from_secs(20)).await.expect("leader");
-    let client = cluster.client();
+    // Bound to the leader, which this test never stops, so no request is cut off mid-flight.
+    let client = cluster.client_for(leader).expect("client");
     for i in 0..50 {
         client.create(&format!("m/{i}"), b"v".to_vec(), "u").await.expect("write");
     }
@@ -287,7 +288,18 @@ async fn five_servers_membership_changes_and_a_wiped_server_readded() {
     for id in &others {
         cluster.kill(*id).expect("kill");
     }
-    client.create("m/two-down", b"v".to_vec(), "u").await.expect("write with 3 of 5");
+    // A client may have been talking to a killed server: that attempt is indeterminate, so try
+    // again under a fresh key until one is acknowledged.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        match client.create(&format!("m/two-down-{attempt}"), b"v".to_vec(), "u").await {
+            Ok(_) => break,
+            Err(e) if e.is_indeterminate() && Instant::now() < deadline => continue,
+            Err(e) => panic!("no write accepted with 3 of 5 servers: {e:?}"),
+        }
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -479,8 +491,20 @@ async fn full_disk_stops_a_server_without_losing_data() {
     );
 
     // The other two keep serving, and nothing acknowledged is lost.
-    let more = client.create("disk/after", b"small".to_vec(), "u").await.expect("majority still writes");
-    acked.push(more);
+    // The client may have been talking to the server that stopped: retry under fresh keys.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        match client.create(&format!("disk/after-{attempt}"), b"small".to_vec(), "u").await {
+            Ok(r) => {
+                acked.push(r);
+                break;
+            }
+            Err(e) if e.is_indeterminate() && Instant::now() < deadline => continue,
+            Err(e) => panic!("the majority stopped taking writes: {e:?}"),
+        }
+    }
     disk.resize("1g");
     cluster.start_server(3).expect("restart on the grown disk");
     let last = acked.last().expect("acked").revision;
