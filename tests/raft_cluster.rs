@@ -288,39 +288,18 @@ async fn five_servers_membership_changes_and_a_wiped_server_readded() {
     for id in &others {
         cluster.kill(*id).expect("kill");
     }
-    // A client may have been talking to a killed server: that attempt is indeterminate, so try
-    // again under a fresh key until one is acknowledged.
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let mut attempt = 0;
-    loop {
-        attempt += 1;
-        match client.create(&format!("m/two-down-{attempt}"), b"v".to_vec(), "u").await {
-            Ok(_) => break,
-            Err(e) if e.is_indeterminate() && Instant::now() < deadline => continue,
-            Err(e) => panic!("no write accepted with 3 of 5 servers: {e:?}"),
-        }
-    }
+    // A client may have been talking to a killed server.
+    create_until_acked(&client, "m/two-down").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_data_dirs_and_peer_lists_are_refused() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let run = |args: &[&str]| std::process::Command::new(bin()).args(args).output().expect("run skiff");
     // A foreign, non-empty directory is never initialised.
     let foreign = dir.path().join("foreign");
     std::fs::create_dir_all(&foreign).expect("mkdir");
     std::fs::write(foreign.join("precious.txt"), "data").expect("write");
-    let out = run(&[
-        "server",
-        "--id",
-        "1",
-        "--data-dir",
-        foreign.to_str().expect("utf8"),
-        "--peers",
-        "1=127.0.0.1:1",
-        "--api-listen",
-        "127.0.0.1:0",
-    ]);
+    let out = run_server("1", &foreign, "1=127.0.0.1:1");
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("not a skiff data dir"), "{err}");
@@ -341,33 +320,13 @@ async fn bad_data_dirs_and_peer_lists_are_refused() {
         .join(",");
     let mut cluster = cluster;
     cluster.kill(1).expect("stop 1");
-    let out = run(&[
-        "server",
-        "--id",
-        "2",
-        "--data-dir",
-        data.to_str().expect("utf8"),
-        "--peers",
-        &peers_wrong_addr,
-        "--api-listen",
-        "127.0.0.1:0",
-    ]);
+    let out = run_server("2", &data, &peers_wrong_addr);
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("belongs to server 1"),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let out = run(&[
-        "server",
-        "--id",
-        "1",
-        "--data-dir",
-        data.to_str().expect("utf8"),
-        "--peers",
-        &peers_wrong_addr,
-        "--api-listen",
-        "127.0.0.1:0",
-    ]);
+    let out = run_server("1", &data, &peers_wrong_addr);
     assert!(!out.status.success());
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("disagrees with the stored membership"),
@@ -385,17 +344,7 @@ async fn bad_data_dirs_and_peer_lists_are_refused() {
             std::fs::write(&p, b"garbage").expect("corrupt");
         }
     }
-    let out = run(&[
-        "server",
-        "--id",
-        "1",
-        "--data-dir",
-        copy.to_str().expect("utf8"),
-        "--peers",
-        "1=127.0.0.1:1",
-        "--api-listen",
-        "127.0.0.1:0",
-    ]);
+    let out = run_server("1", &copy, "1=127.0.0.1:1");
     assert!(!out.status.success());
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("cannot open the database"),
@@ -412,6 +361,30 @@ async fn bad_data_dirs_and_peer_lists_are_refused() {
     let err =
         c1.update("bad/kept", b"w".to_vec(), Precondition::revision(rec.revision + 999)).await.expect_err("stale");
     assert!(matches!(err, StoreError::Conflict { .. }));
+}
+
+/// Runs `skiff server` once with its output captured (for servers that must refuse to start).
+fn run_server(id: &str, data_dir: &std::path::Path, peers: &str) -> std::process::Output {
+    let data_dir = data_dir.to_str().expect("utf8 path");
+    std::process::Command::new(bin())
+        .args(["server", "--id", id, "--data-dir", data_dir, "--peers", peers, "--api-listen", "127.0.0.1:0"])
+        .output()
+        .expect("run skiff")
+}
+
+/// Creates `{prefix}-N` for N = 1, 2, ... until one is acknowledged: an attempt through a server
+/// the test just stopped is indeterminate, and a fresh key keeps the retry from colliding with it.
+async fn create_until_acked(client: &skiff_raft::RemoteStore, prefix: &str) -> skiff_store::Record {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        match client.create(&format!("{prefix}-{attempt}"), b"v".to_vec(), "u").await {
+            Ok(r) => return r,
+            Err(e) if e.is_indeterminate() && Instant::now() < deadline => continue,
+            Err(e) => panic!("no write acknowledged: {e:?}"),
+        }
+    }
 }
 
 fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
@@ -491,20 +464,8 @@ async fn full_disk_stops_a_server_without_losing_data() {
     );
 
     // The other two keep serving, and nothing acknowledged is lost.
-    // The client may have been talking to the server that stopped: retry under fresh keys.
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let mut attempt = 0;
-    loop {
-        attempt += 1;
-        match client.create(&format!("disk/after-{attempt}"), b"small".to_vec(), "u").await {
-            Ok(r) => {
-                acked.push(r);
-                break;
-            }
-            Err(e) if e.is_indeterminate() && Instant::now() < deadline => continue,
-            Err(e) => panic!("the majority stopped taking writes: {e:?}"),
-        }
-    }
+    // The client may have been talking to the server that stopped.
+    acked.push(create_until_acked(&client, "disk/after").await);
     disk.resize("1g");
     cluster.start_server(3).expect("restart on the grown disk");
     let last = acked.last().expect("acked").revision;
