@@ -590,3 +590,45 @@ async fn watch_resumes_across_leader_kills_without_gaps_or_duplicates() {
     assert!(reconnects >= 1, "the watcher should have had to reconnect at least once");
     println!("watch: {} events, {} acknowledged writes, {} reconnects", seen.len(), acked.len(), reconnects);
 }
+
+/// Jepsen's pause nemesis: a leader frozen (SIGSTOP) while the others elect a new one must, once
+/// it resumes, neither serve the old value through a linearizable read nor accept a write
+/// conditioned on it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn paused_leader_serves_no_stale_reads_after_resuming() {
+    let mut cluster = ProcessCluster::start(&bin(), ClusterOptions::default()).await.expect("cluster");
+    let old = cluster.wait_leader(Duration::from_secs(20)).await.expect("leader");
+    let old_client = cluster.client_for(old).expect("client");
+    let v1 = old_client.create("pause/k", b"v1".to_vec(), "u").await.expect("write v1");
+
+    cluster.signal(old, "-STOP").expect("SIGSTOP");
+    let others: Vec<u64> = cluster.servers.iter().map(|s| s.id).filter(|id| *id != old).collect();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut v2 = None;
+    while v2.is_none() && Instant::now() < deadline {
+        for id in &others {
+            let c = cluster.client_for(*id).expect("client");
+            if let Ok(r) = c.update("pause/k", b"v2".to_vec(), Precondition::revision(v1.revision)).await {
+                v2 = Some(r);
+                break;
+            }
+        }
+    }
+    let v2 = v2.expect("the majority elected a new leader and took the write");
+    cluster.signal(old, "-CONT").expect("SIGCONT");
+
+    // Immediately after resuming, the old leader may still believe it leads.
+    let got = old_client.get("pause/k", Consistency::Linearizable).await;
+    match &got {
+        Ok(Some(r)) => assert_eq!(r.revision, v2.revision, "stale linearizable read from a resumed leader: {r:?}"),
+        Ok(None) => panic!("a resumed leader lost the key"),
+        Err(e) => assert!(e.is_indeterminate(), "unexpected error {e:?}"),
+    }
+    let stale = old_client.update("pause/k", b"v3".to_vec(), Precondition::revision(v1.revision)).await;
+    assert!(stale.is_err(), "a write conditioned on the overwritten revision succeeded: {stale:?}");
+    let views = converged_views(&cluster).await;
+    for (id, view) in views {
+        let rec = view.iter().find(|r| r.key == "pause/k").expect("key present");
+        assert_eq!((rec.revision, rec.value.as_slice()), (v2.revision, &b"v2"[..]), "server {id}");
+    }
+}
