@@ -56,5 +56,6 @@ async fn metrics(State(node): State<Arc<RaftNode>>) -> impl IntoResponse {
     gauge("skiff_log_fsyncs_total", "WAL fsyncs made for log appends.", "counter", fsyncs);
     gauge("skiff_log_appends_total", "Log append calls.", "counter", appends);
     gauge("skiff_log_entries_total", "Log entries appended.", "counter", entries);
+    out.push_str(&skiff_raft::metrics::render());
     ([("content-type", "text/plain; version=0.0.4")], out)
 }

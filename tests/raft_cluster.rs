@@ -247,6 +247,10 @@ async fn lagging_server_rejoins_through_a_snapshot() {
     // The leader compacted its log past what the stopped server has.
     let metrics = http_get(&cluster.server(leader).expect("server").api_addr, "/metrics").await.expect("metrics").1;
     assert!(metrics.contains("skiff_raft_applied_index"), "{metrics}");
+    assert!(
+        metrics.contains("skiff_store_write_duration_seconds_count{result=\"ok\"} 1200"),
+        "the leader counted its 1200 writes: {metrics}"
+    );
     cluster.start_server(lagging).expect("restart");
     cluster.wait_applied(lagging, last, Duration::from_secs(60)).await.expect("catch up");
     let log = std::fs::read_to_string(&cluster.server(lagging).expect("server").log).expect("log");

@@ -15,6 +15,7 @@ pub mod command;
 pub mod datadir;
 pub mod error;
 pub mod log_store;
+pub mod metrics;
 pub mod network;
 pub mod node;
 pub mod service;

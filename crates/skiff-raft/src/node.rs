@@ -283,7 +283,18 @@ impl RaftNode {
     }
 
     /// Proposes a write on the leader (here or, forwarded, there) and returns its result.
+    #[tracing::instrument(level = "debug", skip_all, fields(op = %cmd))]
     pub async fn propose(&self, cmd: Command) -> Result<Record, StoreError> {
+        let started = std::time::Instant::now();
+        let result = self.propose_inner(cmd).await;
+        crate::metrics::record_write(&result, started.elapsed());
+        if let Err(e) = &result {
+            tracing::debug!(error = %e, "write failed");
+        }
+        result
+    }
+
+    async fn propose_inner(&self, cmd: Command) -> Result<Record, StoreError> {
         let deadline = tokio::time::Instant::now() + self.config.request_timeout;
         loop {
             let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
@@ -357,7 +368,15 @@ impl RaftNode {
     }
 
     /// Waits until this server has applied everything committed before the call (read-index).
+    #[tracing::instrument(level = "debug", skip_all)]
     pub async fn read_barrier(&self) -> Result<(), StoreError> {
+        let started = std::time::Instant::now();
+        let result = self.read_barrier_inner().await;
+        crate::metrics::READ_BARRIER.observe(started.elapsed());
+        result
+    }
+
+    async fn read_barrier_inner(&self) -> Result<(), StoreError> {
         let deadline = tokio::time::Instant::now() + self.config.request_timeout;
         loop {
             let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
