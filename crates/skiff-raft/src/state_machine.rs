@@ -58,6 +58,7 @@ const KEY_MEMBERSHIP: &[u8] = b"membership";
 /// An object as stored under its key.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct StoredObject {
+    #[serde(with = "serde_bytes")]
     pub value: Vec<u8>,
     pub revision: u64,
     pub create_revision: u64,
@@ -78,6 +79,7 @@ struct SnapshotBody {
 #[derive(Serialize, Deserialize)]
 struct SnapshotFile {
     meta: SnapshotMeta,
+    #[serde(with = "serde_bytes")]
     data: Vec<u8>,
 }
 

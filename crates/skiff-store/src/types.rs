@@ -8,6 +8,7 @@ pub type Revision = u64;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Record {
     pub key: String,
+    #[serde(with = "serde_bytes")]
     pub value: Vec<u8>,
     /// Revision of the change that last wrote this object (for a deleted record: the deletion).
     pub revision: Revision,
