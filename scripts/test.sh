@@ -10,5 +10,10 @@ cargo build --workspace --all-targets
 cargo clippy --workspace --all-targets -- -D warnings
 # The end-to-end tests start clusters of real processes; one test at a time keeps elections
 # honest on small machines.
-cargo test --workspace -- --test-threads=1 --show-output
+log="$(mktemp)"
+trap 'rm -f "$log"' EXIT
+cargo test --workspace --lib --bins --tests -- --test-threads=1 --show-output 2>&1 | tee "$log"
 cargo test --workspace --bench store_vs_etcd -- --quick
+# One closing line for the whole suite.
+awk '/^test result:/ { for (i = 2; i <= NF; i++) { if ($i == "passed;") p += $(i-1); if ($i == "failed;") f += $(i-1) } }
+     END { printf "tests: %d passed, %d failed\n", p, f }' "$log"
