@@ -68,10 +68,7 @@ impl RemoteStore {
 
     fn pick(&self) -> (usize, KvClient<Channel>) {
         let i = self.current.load(Ordering::Relaxed) % self.channels.len();
-        let c = KvClient::new(self.channels[i].clone())
-            .max_decoding_message_size(MAX_MESSAGE)
-            .max_encoding_message_size(MAX_MESSAGE);
-        (i, c)
+        (i, kv(self.channels[i].clone()))
     }
 
     fn rotate(&self, from: usize) {
@@ -91,24 +88,19 @@ impl RemoteStore {
         result
     }
 
-    /// A write: moves to the next server only while the request certainly never left (the
-    /// connection was refused); any other transport failure is indeterminate and returned.
-    async fn write<F, Fut>(&self, f: F) -> Result<Record, StoreError>
+    /// Sends one request, moving on to the next server only while the request certainly never
+    /// left (the connection was refused); any other transport failure is returned, and for a
+    /// write it is indeterminate. Returns the reply and the index of the server that gave it.
+    async fn send_once<R, F, Fut>(&self, f: F) -> Result<(usize, R), StoreError>
     where
-        F: Fn(KvClient<Channel>) -> Fut,
-        Fut: std::future::Future<Output = Result<tonic::Response<pb::Payload>, tonic::Status>>,
+        F: Fn(Channel) -> Fut,
+        Fut: std::future::Future<Output = Result<tonic::Response<R>, tonic::Status>>,
     {
         let mut attempts = 0;
         loop {
-            let (i, client) = self.pick();
-            match f(client).await {
-                Ok(reply) => {
-                    let r = Self::decode_reply::<Record>(reply);
-                    if matches!(r, Err(StoreError::Unavailable(_))) {
-                        self.rotate(i);
-                    }
-                    return r;
-                }
+            let i = self.current.load(Ordering::Relaxed) % self.channels.len();
+            match f(self.channels[i].clone()).await {
+                Ok(reply) => return Ok((i, reply.into_inner())),
                 Err(s) => {
                     self.rotate(i);
                     attempts += 1;
@@ -118,6 +110,22 @@ impl RemoteStore {
                 }
             }
         }
+    }
+
+    /// A write through [`Self::send_once`]; a server that answers "unavailable" is left for the
+    /// next call.
+    async fn write<F, Fut>(&self, f: F) -> Result<Record, StoreError>
+    where
+        F: Fn(KvClient<Channel>) -> Fut,
+        Fut: std::future::Future<Output = Result<tonic::Response<pb::Payload>, tonic::Status>>,
+    {
+        let (i, payload) = self.send_once(|ch| f(kv(ch))).await?;
+        let result: Result<Record, StoreError> =
+            decode(&payload.data).map_err(|e| StoreError::Internal(e.to_string()))?;
+        if matches!(result, Err(StoreError::Unavailable(_))) {
+            self.rotate(i);
+        }
+        result
     }
 
     /// A read: retried on each server once.
@@ -168,26 +176,14 @@ impl RemoteStore {
         })
     }
 
-    /// A membership call: moves on to the next server while the request never left.
+    /// A membership call through [`Self::send_once`].
     async fn admin<F, Fut>(&self, f: F) -> Result<Vec<MemberInfo>, StoreError>
     where
         F: Fn(ClusterClient<Channel>) -> Fut,
         Fut: std::future::Future<Output = Result<tonic::Response<pb::MembershipReply>, tonic::Status>>,
     {
-        let mut attempts = 0;
-        loop {
-            let (i, _) = self.pick();
-            match f(ClusterClient::new(self.channels[i].clone())).await {
-                Ok(reply) => return Ok(members_from_pb(reply.into_inner().members)),
-                Err(s) => {
-                    attempts += 1;
-                    if !never_sent(&s) || attempts >= self.channels.len() {
-                        return Err(transport_error(&self.endpoints[i], s));
-                    }
-                    self.rotate(i);
-                }
-            }
-        }
+        let (_, reply) = self.send_once(|ch| f(ClusterClient::new(ch))).await?;
+        Ok(members_from_pb(reply.members))
     }
 
     /// Adds server `id` at `addr` (via any server; it is forwarded to the leader). Waits until
@@ -209,6 +205,10 @@ impl RemoteStore {
         })
         .await
     }
+}
+
+fn kv(ch: Channel) -> KvClient<Channel> {
+    KvClient::new(ch).max_decoding_message_size(MAX_MESSAGE).max_encoding_message_size(MAX_MESSAGE)
 }
 
 fn pb_precondition(p: Precondition) -> Option<pb::Precondition> {

@@ -27,6 +27,7 @@ use openraft::Config;
 use openraft::ReadPolicy;
 use openraft::ServerState;
 use parking_lot::Mutex;
+use skiff_store::validate_key;
 use skiff_store::Consistency;
 use skiff_store::ListOptions;
 use skiff_store::ListPage;
@@ -586,14 +587,4 @@ impl Store for RaftNode {
         }
         Ok(self.reader.window.head())
     }
-}
-
-fn validate_key(key: &str) -> Result<(), StoreError> {
-    if key.is_empty() {
-        return Err(StoreError::Invalid("empty key".into()));
-    }
-    if key.as_bytes().first() == Some(&0xff) {
-        return Err(StoreError::Invalid("keys must be UTF-8".into()));
-    }
-    Ok(())
 }

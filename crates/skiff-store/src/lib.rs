@@ -20,6 +20,15 @@ pub use window::WatchStream;
 
 use async_trait::async_trait;
 
+/// Rejects keys no implementation can store (400 at the API edge). Every implementation checks
+/// keys with this one function, so they agree on what is valid.
+pub fn validate_key(key: &str) -> Result<(), StoreError> {
+    if key.is_empty() {
+        return Err(StoreError::Invalid("empty key".into()));
+    }
+    Ok(())
+}
+
 /// A revisioned key/value object store with compare-and-swap writes and ordered watches.
 ///
 /// # Contract

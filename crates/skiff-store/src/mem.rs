@@ -3,11 +3,11 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::Duration;
 
 use async_trait::async_trait;
 use parking_lot::Mutex;
 
+use crate::validate_key;
 use crate::Consistency;
 use crate::Event;
 use crate::EventKind;
@@ -63,13 +63,6 @@ impl Default for MemStore {
     fn default() -> Self {
         Self::new()
     }
-}
-
-pub(crate) fn validate_key(key: &str) -> Result<(), StoreError> {
-    if key.is_empty() {
-        return Err(StoreError::Invalid("empty key".into()));
-    }
-    Ok(())
 }
 
 #[async_trait]
@@ -136,13 +129,6 @@ impl Store for MemStore {
 
     async fn current_revision(&self, _consistency: Consistency) -> Result<Revision, StoreError> {
         Ok(self.window.head())
-    }
-}
-
-impl MemStore {
-    /// Waits until `rev` is applied (always immediate here; mirrors the replicated store).
-    pub async fn wait_applied(&self, rev: Revision) -> Result<(), StoreError> {
-        self.window.wait_applied(rev, Duration::from_secs(1)).await
     }
 }
 
