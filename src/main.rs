@@ -25,6 +25,11 @@ enum Command {
     Local(local::LocalArgs),
 }
 
+/// The API path allocates many small, short-lived JSON nodes; glibc's malloc and free were
+/// about a sixth of the leader's CPU on pod creates (docs/benchmarks.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(

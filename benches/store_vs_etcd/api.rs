@@ -21,7 +21,7 @@ use tokio::io::AsyncWriteExt;
 use tokio::io::BufReader;
 use tokio::net::TcpStream;
 
-use crate::drive;
+use crate::drive_raw;
 use crate::summarize;
 use crate::Sample;
 use crate::CONNS;
@@ -85,6 +85,24 @@ fn pod_json(name: &str) -> Vec<u8> {
     pod.to_string().into_bytes()
 }
 
+/// Latencies and time spent over several rounds of one kind of operation.
+#[derive(Default)]
+struct Totals {
+    lat: Vec<Duration>,
+    elapsed: Duration,
+}
+
+impl Totals {
+    fn add(&mut self, (lat, elapsed): (Vec<Duration>, Duration)) {
+        self.lat.extend(lat);
+        self.elapsed += elapsed;
+    }
+
+    fn sample(self) -> Sample {
+        summarize(self.lat, self.elapsed)
+    }
+}
+
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
 }
@@ -111,13 +129,18 @@ fn rss_mib(api_addr: &str) -> Option<f64> {
 }
 
 async fn create_pods(api: &str, prefix: &str, clients: usize, secs: f64) -> Sample {
+    let (lat, elapsed) = create_pods_raw(api, prefix, clients, secs).await;
+    summarize(lat, elapsed)
+}
+
+async fn create_pods_raw(api: &str, prefix: &str, clients: usize, secs: f64) -> (Vec<Duration>, Duration) {
     let mut conns = Vec::new();
     for _ in 0..clients {
         conns.push(Arc::new(tokio::sync::Mutex::new(Conn::open(api).await.expect("connect to the API"))));
     }
     let conns = Arc::new(conns);
     let prefix = prefix.to_string();
-    drive(clients, secs, move |c, seq| {
+    drive_raw(clients, secs, move |c, seq| {
         let conns = conns.clone();
         let name = format!("{prefix}-{c}-{seq}");
         async move {
@@ -155,26 +178,40 @@ pub async fn run(
     assert!(code == 201 || code == 409, "namespace create: {code} {}", String::from_utf8_lossy(&body));
 
     println!("\nKubernetes API (leader {leader}, {} B pod JSON)", pod_json("x").len());
-    // 1. creates over HTTP vs raw store creates vs etcd puts, same size and concurrency
+    // 1. creates over HTTP vs raw store creates vs etcd puts, same size and concurrency. The
+    // three alternate in short rounds so that the machine's drift (two cores shared by everything,
+    // a virtual disk) falls on all of them alike.
     let clients = 64;
-    let http = create_pods(&api, "load", clients, secs).await;
+    let rounds = 3;
     let value = Arc::new(pod_json("raw"));
-    let sc = store_clients.clone();
-    let v = value.clone();
-    let raw = drive(clients, secs, move |c, seq| {
-        let sc = sc.clone();
-        let v = v.clone();
-        async move { sc[c % CONNS].create(&format!("apibench/raw/{c}/{seq}"), v.to_vec(), "u").await.is_ok() }
-    })
-    .await;
-    let ec = etcd_clients.clone();
-    let v = value.clone();
-    let etcd = drive(clients, secs, move |c, seq| {
-        let mut kv = ec[c % CONNS].clone();
-        let v = v.clone();
-        async move { kv.put(format!("apibench/{c}/{seq}"), v.to_vec(), None).await.is_ok() }
-    })
-    .await;
+    let (mut http, mut raw, mut etcd) = (Totals::default(), Totals::default(), Totals::default());
+    for round in 0..rounds {
+        let slice = secs / rounds as f64;
+        http.add(create_pods_raw(&api, &format!("load{round}"), clients, slice).await);
+        let sc = store_clients.clone();
+        let v = value.clone();
+        raw.add(
+            drive_raw(clients, slice, move |c, seq| {
+                let sc = sc.clone();
+                let v = v.clone();
+                async move {
+                    sc[c % CONNS].create(&format!("apibench/raw/{round}/{c}/{seq}"), v.to_vec(), "u").await.is_ok()
+                }
+            })
+            .await,
+        );
+        let ec = etcd_clients.clone();
+        let v = value.clone();
+        etcd.add(
+            drive_raw(clients, slice, move |c, seq| {
+                let mut kv = ec[c % CONNS].clone();
+                let v = v.clone();
+                async move { kv.put(format!("apibench/{round}/{c}/{seq}"), v.to_vec(), None).await.is_ok() }
+            })
+            .await,
+        );
+    }
+    let (http, raw, etcd) = (http.sample(), raw.sample(), etcd.sample());
     println!("{:<22} {:>10} {:>9} {:>9}", "64 clients, 2 KiB", "ops/s", "p50 ms", "p99 ms");
     for (name, s) in [("pod create (HTTP)", &http), ("store create (gRPC)", &raw), ("etcd put", &etcd)] {
         println!("{:<22} {:>10.0} {:>9.2} {:>9.2}", name, s.throughput(), ms(s.p50), ms(s.p99));

@@ -9,7 +9,7 @@
 //! over HTTP against raw store creates and etcd puts of the same size, create latency at a
 //! steady rate, LIST of 10 000 pods, watch delivery to 1 000 watchers, and server memory.
 //!
-//! `cargo test --workspace --bench store_vs_etcd -- [--quick] [--seconds N] [--sizes 256,2048]
+//! `cargo test --workspace --bench store_vs_etcd -- [--quick] [--api-only] [--seconds N] [--sizes 256,2048]
 //! [--clients 1,64,256]` (see docs/benchmarks.md).
 
 use std::path::Path;
@@ -55,6 +55,16 @@ where
     F: Fn(usize, u64) -> Fut + Send + Sync + 'static,
     Fut: std::future::Future<Output = bool> + Send,
 {
+    let (lat, elapsed) = drive_raw(clients, secs, op).await;
+    summarize(lat, elapsed)
+}
+
+/// [`drive`], returning the successful operations' latencies and the time taken.
+pub async fn drive_raw<F, Fut>(clients: usize, secs: f64, op: F) -> (Vec<Duration>, Duration)
+where
+    F: Fn(usize, u64) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = bool> + Send,
+{
     let op = Arc::new(op);
     let start = Instant::now();
     let deadline = start + Duration::from_secs_f64(secs);
@@ -78,7 +88,7 @@ where
     for t in tasks {
         all.extend(t.await.unwrap_or_default());
     }
-    summarize(all, start.elapsed())
+    (all, start.elapsed())
 }
 
 struct Etcd {
@@ -183,7 +193,9 @@ async fn main() {
             .map(|v| v.split(',').filter_map(|x| x.trim().parse().ok()).collect())
             .unwrap_or_else(|| default.to_vec())
     };
-    let sizes = list("--sizes", &[256, 2048]);
+    // `--api-only` skips the store matrix and measures only the Kubernetes API section.
+    let api_only = args.iter().any(|a| a == "--api-only");
+    let sizes = if api_only { Vec::new() } else { list("--sizes", &[256, 2048]) };
     let client_counts = list("--clients", &[1, 64, 256]);
     let base: PathBuf = std::env::var("SKIFF_BENCH_DIR").map(PathBuf::from).unwrap_or_else(|_| std::env::temp_dir());
     let work = tempfile::Builder::new().prefix("skiff-bench-").tempdir_in(&base).expect("bench dir");

@@ -255,10 +255,15 @@ pub fn record_update(
     };
     remove_managed_fields(new);
 
-    let changes = {
-        let before = old.map(|old| schemas.flatten(old, root));
-        let after = schemas.flatten(new, root);
-        changed_set(before.as_ref().map(|flat| &flat.nodes), &after.nodes, scope)
+    let changes = match old {
+        Some(old) => {
+            let before = schemas.flatten(old, root);
+            let after = schemas.flatten(new, root);
+            changed_set(Some(&before.nodes), &after.nodes, scope)
+        }
+        // A creator owns everything it wrote; building that set directly skips flattening, which
+        // dominated the cost of a create.
+        None => schemas.created_set(new, root, scope),
     };
     let own = entries.iter().position(|entry| entry.is(manager, Operation::Update, subresource));
     for (index, entry) in entries.iter_mut().enumerate() {
@@ -276,8 +281,11 @@ pub fn record_update(
         }
         None => entries.push(Entry::new(manager, Operation::Update, subresource, version, now, changes)),
     }
-    for entry in &mut entries {
-        schemas.retain_existing(&mut entry.fields, new, root);
+    // On a create the only entry was just built from `new`, so every path it holds exists.
+    if old.is_some() {
+        for entry in &mut entries {
+            schemas.retain_existing(&mut entry.fields, new, root);
+        }
     }
     entries.retain(|entry| !entry.fields.is_empty());
     write_entries(new, &entries);
@@ -909,7 +917,7 @@ impl<'s> Schemas<'s> {
                 .map(|(name, nested)| {
                     let declared = props.and_then(|props| props.get(name));
                     Child {
-                        key: format!("f:{name}"),
+                        key: ["f:", name.as_str()].concat(),
                         slot: Slot::Field(name.clone()),
                         value: nested,
                         schema: declared.or(*extra),
@@ -1004,6 +1012,40 @@ impl<'s> Schemas<'s> {
         };
         self.walk(root, &mut Vec::new(), &mut flat);
         flat
+    }
+
+    /// `changed_set(None, ..)` of `value` in one pass: the fields a creator of `value` owns
+    /// (leaves, elements, entries, maps and empty objects within `scope`).
+    fn created_set(&self, value: &Value, schema: SchemaNode<'s>, scope: Scope) -> FieldSet {
+        self.created_below(value, schema, false, false, &mut Vec::new(), scope)
+    }
+
+    fn created_below(
+        &self,
+        value: &Value,
+        schema: SchemaNode<'s>,
+        entry: bool,
+        opaque: bool,
+        path: &mut Vec<String>,
+        scope: Scope,
+    ) -> FieldSet {
+        let shape = if opaque { Shape::Leaf } else { self.shape(schema, value).unwrap_or(Shape::Leaf) };
+        let mut set = FieldSet::default();
+        for child in self.children(value, &shape, path, &mut Vec::new()) {
+            path.push(child.key);
+            let below = self.created_below(child.value, child.schema, child.entry, child.opaque, path, scope);
+            if let Some(key) = path.pop() {
+                if !below.is_empty() {
+                    set.children.insert(key, below);
+                }
+            }
+        }
+        if !path.is_empty() && scope.tracks(path) {
+            let leaf = matches!(shape, Shape::Leaf);
+            let map_like = matches!(shape, Shape::Object { props: None, .. });
+            set.member = leaf || is_empty_object(value) || entry || map_like;
+        }
+        set
     }
 
     fn walk<'v>(&self, node: Child<'v, 's>, path: &mut Vec<String>, flat: &mut Flattened<'v>) {
@@ -1332,6 +1374,47 @@ mod tests {
         let mut obj = obj.clone();
         remove_managed_fields(&mut obj);
         obj
+    }
+
+    #[test]
+    fn the_one_pass_create_set_matches_the_diff_from_nothing() {
+        let defs = schemas();
+        let schemas = Schemas { defs: &defs };
+        let root = defs.get(DEPLOYMENT);
+        let mut objects = vec![deployment(3, "nginx:1"), json!({"spec": {"unknown": {"a": [1, {"b": {}}]}}})];
+        let mut full = deployment(2, "nginx:2");
+        full["spec"]["template"]["spec"]["containers"][0]["ports"] =
+            json!([{"containerPort": 80}, {"containerPort": 53, "protocol": "UDP"}]);
+        full["spec"]["template"]["spec"]["containers"][0]["env"] = json!([{"name": "A", "value": "1"}]);
+        full["spec"]["template"]["spec"]["containers"][0]["args"] = json!(["-v", "-q"]);
+        full["metadata"]["finalizers"] = json!(["x/y"]);
+        full["metadata"]["annotations"] = json!({});
+        full["status"] = json!({"replicas": 2, "readyReplicas": 1});
+        objects.push(full);
+        for obj in &objects {
+            for scope in [Scope::Main, Scope::Status, Scope::Whole] {
+                let flat = schemas.flatten(obj, root);
+                assert_eq!(schemas.created_set(obj, root, scope), changed_set(None, &flat.nodes, scope), "{obj}");
+            }
+        }
+        // And on the served Pod schema, with every list flavour a pod has.
+        let served = crate::openapi::all_schemas();
+        let schemas = Schemas { defs: &served };
+        let root = served.get("io.k8s.api.core.v1.Pod");
+        assert!(root.is_some(), "the Pod schema is served");
+        let pod = json!({"apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": "p", "labels": {"a": "b"}, "ownerReferences": [{"uid": "u", "name": "o", "kind": "K", "apiVersion": "v1"}]},
+            "spec": {"containers": [{"name": "c", "image": "i", "ports": [{"containerPort": 80, "protocol": "TCP"}],
+                "env": [{"name": "E", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}],
+                "resources": {"requests": {"cpu": "1"}}, "volumeMounts": [{"name": "v", "mountPath": "/v"}]}],
+                "volumes": [{"name": "v", "emptyDir": {}}], "tolerations": [{"key": "k", "operator": "Exists"}]},
+            "status": {"phase": "Pending", "conditions": [{"type": "Ready", "status": "False"}]}});
+        let flat = schemas.flatten(&pod, root);
+        for scope in [Scope::Main, Scope::Status] {
+            let direct = schemas.created_set(&pod, root, scope);
+            assert!(!direct.is_empty());
+            assert_eq!(direct, changed_set(None, &flat.nodes, scope));
+        }
     }
 
     #[test]

@@ -314,7 +314,27 @@ pub async fn create(
     admission::prepare_create(r, &mut obj)?;
     let dry_run = q.dry_run()?;
     let created = create_object(state, r, obj, &manager(q, headers), dry_run).await?;
-    output::object(r, &created, shape(headers), q, StatusCode::CREATED, &warnings)
+    created.respond(r, shape(headers), q, &warnings)
+}
+
+/// A new object as stored, and the record the store wrote (none on a dry run).
+struct Created {
+    obj: Value,
+    record: Option<Record>,
+}
+
+impl Created {
+    /// The 201 answer. A plain JSON answer is the stored bytes with the revision spliced in,
+    /// which spares encoding the object a second time.
+    fn respond(self, r: &Resource, shape: Shape, q: &Query, warnings: &[String]) -> Result<Response, ApiError> {
+        if let (Shape::Object, Some(record)) = (shape, &self.record) {
+            let mut resp = (StatusCode::CREATED, [("content-type", "application/json")], objects::record_json(record)?)
+                .into_response();
+            output::add_warnings(&mut resp, warnings);
+            return Ok(resp);
+        }
+        output::object(r, &self.obj, shape, q, StatusCode::CREATED, warnings)
+    }
 }
 
 /// Defaults, validates, records the manager and stores a new object (already carrying
@@ -325,7 +345,7 @@ async fn create_object(
     mut obj: Value,
     manager: &str,
     dry_run: bool,
-) -> Result<Value, ApiError> {
+) -> Result<Created, ApiError> {
     let name = objects::name_of(&obj).to_string();
     if let Some(ns) = objects::meta_str(&obj, "namespace") {
         check_namespace_open(state, r, ns).await?;
@@ -333,7 +353,7 @@ async fn create_object(
     admission::default_and_validate(r, &mut obj, None)?;
     apply::record_update(None, &mut obj, manager, None, &state.schemas, r.schema, &objects::now());
     if dry_run {
-        return Ok(obj);
+        return Ok(Created { obj, record: None });
     }
     let mut claimed = Vec::new();
     if (r.group, r.kind) == ("", "Service") {
@@ -343,7 +363,11 @@ async fn create_object(
     let uid = objects::meta_str(&obj, "uid").unwrap_or("").to_string();
     let key = r.key(objects::meta_str(&obj, "namespace"), &name);
     match state.store.create(&key, objects::to_bytes(&obj)?, &uid).await {
-        Ok(rec) => objects::from_record(&rec),
+        // The stored bytes are `obj` without its resourceVersion, so the answer needs no re-parse.
+        Ok(rec) => {
+            objects::set_meta(&mut obj, "resourceVersion", Value::String(rec.revision.to_string()));
+            Ok(Created { obj, record: Some(rec) })
+        }
         Err(e) => {
             if !e.is_indeterminate() {
                 service_ips::release(state.store.as_ref(), &claimed).await;
@@ -615,7 +639,7 @@ async fn apply_patch(
         admission::prepare_create(r, &mut obj)?;
         let created = create_object(state, r, obj, manager, q.dry_run()?).await;
         match created {
-            Ok(created) => return output::object(r, &created, shape(headers), q, StatusCode::CREATED, &warnings),
+            Ok(created) => return created.respond(r, shape(headers), q, &warnings),
             // Someone created it between our read and write: apply onto theirs.
             Err(ApiError::AlreadyExists { .. }) => {}
             Err(e) => return Err(e),

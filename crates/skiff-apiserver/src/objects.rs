@@ -40,11 +40,14 @@ pub fn record_json(record: &Record) -> Result<Vec<u8>, ApiError> {
 
 /// The bytes to store for `obj` (without `resourceVersion`, which the store's revision supplies).
 pub fn to_bytes(obj: &Value) -> Result<Vec<u8>, ApiError> {
-    let mut obj = obj.clone();
-    if let Some(m) = obj.get_mut("metadata").and_then(Value::as_object_mut) {
-        m.remove("resourceVersion");
+    let encode =
+        |obj: &Value| serde_json::to_vec(obj).map_err(|e| ApiError::Internal(format!("cannot encode object: {e}")));
+    if meta(obj).is_some_and(|m| m.contains_key("resourceVersion")) {
+        let mut obj = obj.clone();
+        remove_meta(&mut obj, "resourceVersion");
+        return encode(&obj);
     }
-    serde_json::to_vec(&obj).map_err(|e| ApiError::Internal(format!("cannot encode object: {e}")))
+    encode(obj)
 }
 
 pub fn meta(obj: &Value) -> Option<&Map<String, Value>> {

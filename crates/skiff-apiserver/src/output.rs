@@ -63,7 +63,11 @@ pub fn table(r: &Resource, objects: &[Value], list_meta: Value, include: Include
 }
 
 pub fn json_with(code: axum::http::StatusCode, content_type: &'static str, body: &Value) -> Response {
-    (code, [("content-type", content_type)], body.to_string()).into_response()
+    // `to_vec` writes straight into a buffer; `Display` would go through the formatter.
+    match serde_json::to_vec(body) {
+        Ok(bytes) => (code, [("content-type", content_type)], bytes).into_response(),
+        Err(e) => ApiError::Internal(format!("cannot encode the answer: {e}")).into_response(),
+    }
 }
 
 /// One object (get, create, update...) in the shape the client asked for.
