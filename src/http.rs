@@ -58,5 +58,6 @@ async fn metrics(State(node): State<Arc<RaftNode>>) -> impl IntoResponse {
     gauge("skiff_log_appends_total", "Log append calls.", "counter", appends);
     gauge("skiff_log_entries_total", "Log entries appended.", "counter", entries);
     out.push_str(&skiff_raft::metrics::render());
+    out.push_str(&skiff_apiserver::metrics::render());
     ([("content-type", "text/plain; version=0.0.4")], out)
 }

@@ -205,6 +205,22 @@ fn first_half(k: &Kubectl) {
     assert_has(&describe, "note: hello");
     assert_has(&describe, "Port:         80/TCP");
     assert_has(&describe, "an event for describe");
+    // events.k8s.io/v1 is another version of the same events: one written there shows up in the
+    // core view (and so in describe), and the core event reads back in the new form.
+    let new_event = format!(
+        "apiVersion: events.k8s.io/v1\nkind: Event\nmetadata: {{name: web.2, namespace: default}}\nregarding: {{kind: Pod, name: web, namespace: default, uid: {uid}}}\nreason: Reported\nnote: an event from the new group\ntype: Normal\naction: Test\nreportingController: e2e/controller\nreportingInstance: e2e-1\neventTime: \"2026-01-01T00:00:00.000000Z\"\n"
+    );
+    k.ok_stdin(&["create", "-f", "-"], &new_event);
+    assert_eq!(
+        k.ok(&["get", "events.v1.", "web.2", "-o", "jsonpath={.message}/{.involvedObject.name}"]).trim(),
+        "an event from the new group/web"
+    );
+    assert_eq!(
+        k.ok(&["get", "events.v1.events.k8s.io", "web.1", "-o", "jsonpath={.note}/{.regarding.name}/{.apiVersion}"])
+            .trim(),
+        "an event for describe/web/events.k8s.io/v1"
+    );
+    assert_has(&k.ok(&["describe", "pod", "web"]), "an event from the new group");
 
     // patch: strategic (default), merge, json
     k.ok(&["patch", "pod", "web", "-p", r#"{"spec":{"containers":[{"name":"nginx","image":"nginx:1.29"}]}}"#]);
@@ -361,6 +377,15 @@ async fn raw_errors(addr: &str) {
     let (_, list) =
         http_request(addr, "GET", "/api/v1/namespaces/default/configmaps", None, b"").await.expect("answer");
     assert_has(&list, "\"items\":[]");
+    // The refusals above are counted per verb, resource and code in the upstream metric names.
+    let (_, metrics) = http_request(addr, "GET", "/metrics", None, b"").await.expect("answer");
+    let configmaps =
+        "verb=\"POST\",group=\"\",version=\"v1\",resource=\"configmaps\",subresource=\"\",scope=\"namespace\"";
+    for code in [400, 413, 415] {
+        assert_has(&metrics, &format!("apiserver_request_total{{{configmaps},code=\"{code}\"}}"));
+    }
+    assert_has(&metrics, &format!("apiserver_request_duration_seconds_count{{{configmaps}}}"));
+    assert_has(&metrics, "apiserver_current_inflight_requests{request_kind=\"mutating\"} 0");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

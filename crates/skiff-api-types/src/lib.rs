@@ -5,6 +5,7 @@
 //! typed models from `k8s-openapi` check their shape.
 
 pub mod apply;
+pub mod convert;
 pub mod defaults;
 pub mod names;
 pub mod openapi;

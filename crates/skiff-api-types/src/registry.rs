@@ -49,6 +49,17 @@ pub struct Resource {
     pub tracks_generation: bool,
     /// The OpenAPI schema name of the kind.
     pub schema: &'static str,
+    /// Another version of a resource stored elsewhere: objects live under that resource's keys,
+    /// in its form, and are converted on the way in and out (`convert`). Both versions then see
+    /// the same objects, as upstream serves one storage through several versions.
+    pub stored_as: Option<StoredAs>,
+}
+
+/// The group and version whose form and keys a converted resource shares.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StoredAs {
+    pub group: &'static str,
+    pub version: &'static str,
 }
 
 impl Resource {
@@ -59,7 +70,8 @@ impl Resource {
 
     /// The store key prefix under which all objects of this resource live.
     pub fn key_prefix(&self) -> String {
-        format!("/registry/{}/{}/", storage_group(self.group), self.plural)
+        let group = self.stored_as.map_or(self.group, |stored| stored.group);
+        format!("/registry/{}/{}/", storage_group(group), self.plural)
     }
 
     /// The store key prefix of this resource in one namespace (all of it when `namespace` is None).
@@ -161,6 +173,7 @@ const BASE: Resource = Resource {
     storage: Storage::Stored,
     tracks_generation: false,
     schema: "",
+    stored_as: None,
 };
 
 const ALL: &[&str] = &["all"];
@@ -212,7 +225,8 @@ pub static RESOURCES: &[Resource] = &[
     resource!("discovery.k8s.io", "v1", "EndpointSlice", "endpointslices", "endpointslice", namespaced: true,
         short: NONE, categories: NONE, verbs: ALL_VERBS, sub: &[], schema: "io.k8s.api.discovery.v1.EndpointSlice"),
     resource!("events.k8s.io", "v1", "Event", "events", "event", namespaced: true, short: &["ev"], categories: NONE,
-        verbs: ALL_VERBS, sub: &[], schema: "io.k8s.api.events.v1.Event"),
+        verbs: ALL_VERBS, sub: &[], schema: "io.k8s.api.events.v1.Event",
+        stored_as: Some(StoredAs { group: "", version: "v1" })),
     resource!("rbac.authorization.k8s.io", "v1", "ClusterRole", "clusterroles", "clusterrole", namespaced: false,
         short: NONE, categories: NONE, verbs: ALL_VERBS, sub: &[], schema: "io.k8s.api.rbac.v1.ClusterRole"),
     resource!("rbac.authorization.k8s.io", "v1", "ClusterRoleBinding", "clusterrolebindings",

@@ -67,16 +67,42 @@ pub fn parse_yaml(bytes: &[u8]) -> Result<Value, ApiError> {
 }
 
 /// Paths of keys that appear twice in the same JSON object (`fieldValidation` reports them).
+///
+/// One path buffer is shared by the whole walk and keys are borrowed from the body where they
+/// have no escapes, so a body without duplicates costs no allocation per field.
 pub fn duplicate_fields(bytes: &[u8]) -> Vec<String> {
     let mut out = Vec::new();
+    let mut path = String::new();
     let mut de = serde_json::Deserializer::from_slice(bytes);
-    let _ = serde::de::DeserializeSeed::deserialize(DupSeed { path: String::new(), out: &mut out }, &mut de);
+    let _ = serde::de::DeserializeSeed::deserialize(DupSeed { path: &mut path, out: &mut out }, &mut de);
     out
 }
 
 struct DupSeed<'a> {
-    path: String,
+    path: &'a mut String,
     out: &'a mut Vec<String>,
+}
+
+/// An object key, borrowed from the input when it can be.
+struct Key<'de>(std::borrow::Cow<'de, str>);
+
+impl<'de> serde::Deserialize<'de> for Key<'de> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct KeyVisitor;
+        impl<'de> serde::de::Visitor<'de> for KeyVisitor {
+            type Value = Key<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("an object key")
+            }
+            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Key<'de>, E> {
+                Ok(Key(std::borrow::Cow::Borrowed(v)))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Key<'de>, E> {
+                Ok(Key(std::borrow::Cow::Owned(v.to_string())))
+            }
+        }
+        d.deserialize_str(KeyVisitor)
+    }
 }
 
 impl<'de> serde::de::DeserializeSeed<'de> for DupSeed<'_> {
@@ -93,21 +119,33 @@ impl<'de> serde::de::Visitor<'de> for DupSeed<'_> {
     }
     fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
         let mut seen = std::collections::HashSet::new();
-        while let Some(key) = map.next_key::<String>()? {
-            let path = if self.path.is_empty() { key.clone() } else { format!("{}.{key}", self.path) };
-            if !seen.insert(key) {
-                self.out.push(path.clone());
+        let base = self.path.len();
+        while let Some(Key(key)) = map.next_key::<Key<'de>>()? {
+            if base > 0 {
+                self.path.push('.');
             }
-            map.next_value_seed(DupSeed { path, out: self.out })?;
+            self.path.push_str(&key);
+            if !seen.insert(key) {
+                self.out.push(self.path.clone());
+            }
+            map.next_value_seed(DupSeed { path: &mut *self.path, out: &mut *self.out })?;
+            self.path.truncate(base);
         }
         Ok(())
     }
     fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        use std::fmt::Write;
+        let base = self.path.len();
         let mut i = 0;
-        while seq.next_element_seed(DupSeed { path: format!("{}[{i}]", self.path), out: self.out })?.is_some() {
+        loop {
+            let _ = write!(self.path, "[{i}]");
+            let more = seq.next_element_seed(DupSeed { path: &mut *self.path, out: &mut *self.out })?.is_some();
+            self.path.truncate(base);
+            if !more {
+                return Ok(());
+            }
             i += 1;
         }
-        Ok(())
     }
     fn visit_bool<E>(self, _: bool) -> Result<(), E> {
         Ok(())
@@ -138,6 +176,9 @@ mod tests {
         let body = br#"{"metadata":{"name":"a","name":"b"},"spec":{"containers":[{"image":"x","image":"y"}]}}"#;
         assert_eq!(duplicate_fields(body), vec!["metadata.name".to_string(), "spec.containers[0].image".to_string()]);
         assert!(duplicate_fields(br#"{"a":1}"#).is_empty());
+        // Escaped keys are compared by their decoded text, and paths nest through lists.
+        let body = br#"{"a\u0062":1,"ab":2,"l":[{},[{"x":1,"x":2}]]}"#;
+        assert_eq!(duplicate_fields(body), vec!["ab".to_string(), "l[1][0].x".to_string()]);
     }
 
     #[test]

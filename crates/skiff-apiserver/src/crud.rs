@@ -72,7 +72,7 @@ async fn load(state: &ApiState, p: &ResourcePath, name: &str, c: Consistency) ->
         .await
         .map_err(|e| ApiError::from_store(e, p.resource.plural, name))?
         .ok_or_else(|| ApiError::not_found(p.resource.plural, name))?;
-    let obj = objects::from_record(&rec)?;
+    let obj = objects::read(p.resource, &rec)?;
     Ok((rec, obj))
 }
 
@@ -190,7 +190,7 @@ pub async fn list_objects(
         }
         let n = page.items.len();
         for (i, rec) in page.items.iter().enumerate() {
-            let obj = objects::from_record(rec)?;
+            let obj = objects::read(r, rec)?;
             if sel.matches(r, &obj) {
                 items.push(obj);
             }
@@ -259,7 +259,7 @@ async fn list_raw(state: &ApiState, p: &ResourcePath, q: &Query) -> Result<Respo
         if i > 0 {
             body.push(b',');
         }
-        body.extend_from_slice(&objects::record_json(rec)?);
+        body.extend_from_slice(&objects::read_json(r, rec)?);
     }
     body.extend_from_slice(b"]}");
     Ok(([("content-type", "application/json")], body).into_response())
@@ -282,9 +282,27 @@ async fn check_namespace_open(state: &ApiState, r: &Resource, ns: &str) -> Resul
     let Some(rec) = rec else {
         return Err(ApiError::not_found("namespaces", ns));
     };
-    let obj = objects::from_record(&rec)?;
-    if obj.pointer("/status/phase").and_then(Value::as_str) == Some("Terminating")
-        || objects::meta_str(&obj, "deletionTimestamp").is_some()
+    // Only two fields matter here; reading just those spares building the whole object.
+    #[derive(serde::Deserialize, Default)]
+    #[serde(default)]
+    struct Probe {
+        metadata: ProbeMeta,
+        status: ProbeStatus,
+    }
+    #[derive(serde::Deserialize, Default)]
+    #[serde(default, rename_all = "camelCase")]
+    struct ProbeMeta {
+        deletion_timestamp: Option<String>,
+    }
+    #[derive(serde::Deserialize, Default)]
+    #[serde(default)]
+    struct ProbeStatus {
+        phase: Option<String>,
+    }
+    let probe: Probe = serde_json::from_slice(&rec.value)
+        .map_err(|e| ApiError::Internal(format!("stored namespace {ns} is not readable: {e}")))?;
+    if probe.status.phase.as_deref() == Some("Terminating")
+        || probe.metadata.deletion_timestamp.is_some_and(|t| !t.is_empty())
     {
         return Err(ApiError::Forbidden(format!(
             "{} is forbidden: unable to create new content in namespace {ns} because it is being terminated",
@@ -328,8 +346,9 @@ impl Created {
     /// which spares encoding the object a second time.
     fn respond(self, r: &Resource, shape: Shape, q: &Query, warnings: &[String]) -> Result<Response, ApiError> {
         if let (Shape::Object, Some(record)) = (shape, &self.record) {
-            let mut resp = (StatusCode::CREATED, [("content-type", "application/json")], objects::record_json(record)?)
-                .into_response();
+            let mut resp =
+                (StatusCode::CREATED, [("content-type", "application/json")], objects::read_json(r, record)?)
+                    .into_response();
             output::add_warnings(&mut resp, warnings);
             return Ok(resp);
         }
@@ -362,7 +381,7 @@ async fn create_object(
     }
     let uid = objects::meta_str(&obj, "uid").unwrap_or("").to_string();
     let key = r.key(objects::meta_str(&obj, "namespace"), &name);
-    match state.store.create(&key, objects::to_bytes(&obj)?, &uid).await {
+    match state.store.create(&key, objects::write_bytes(r, &obj)?, &uid).await {
         // The stored bytes are `obj` without its resourceVersion, so the answer needs no re-parse.
         Ok(rec) => {
             objects::set_meta(&mut obj, "resourceVersion", Value::String(rec.revision.to_string()));
@@ -456,17 +475,17 @@ pub async fn write_with_retries(
         let result = if finished {
             state.store.delete(&rec.key, Precondition::revision(rec.revision)).await
         } else {
-            state.store.update(&rec.key, objects::to_bytes(&new)?, Precondition::revision(rec.revision)).await
+            state.store.update(&rec.key, objects::write_bytes(r, &new)?, Precondition::revision(rec.revision)).await
         };
         match result {
             Ok(written) => {
                 if finished {
                     after_delete(state, r, &current).await;
-                    let mut gone = objects::from_record(&written)?;
+                    let mut gone = objects::read(r, &written)?;
                     objects::set_meta(&mut gone, "resourceVersion", written.revision.to_string().into());
                     return Ok(gone);
                 }
-                return objects::from_record(&written);
+                return objects::read(r, &written);
             }
             Err(StoreError::Conflict { .. }) => continue,
             Err(e) => return Err(ApiError::from_store(e, r.plural, name)),
@@ -812,10 +831,13 @@ async fn delete_one(
             if marked == current {
                 return Ok(current);
             }
-            match state.store.update(&rec.key, objects::to_bytes(&marked)?, Precondition::revision(rec.revision)).await
+            match state
+                .store
+                .update(&rec.key, objects::write_bytes(r, &marked)?, Precondition::revision(rec.revision))
+                .await
             {
                 Ok(written) => {
-                    let obj = objects::from_record(&written)?;
+                    let obj = objects::read(r, &written)?;
                     if r.kind == "Namespace" && r.group.is_empty() {
                         crate::namespaces::spawn_finalizer(state.clone(), name.to_string());
                     }
@@ -828,7 +850,7 @@ async fn delete_one(
         match state.store.delete(&rec.key, Precondition { revision: Some(rec.revision), uid: None }).await {
             Ok(deleted) => {
                 after_delete(state, r, &current).await;
-                let mut obj = objects::from_record(&deleted)?;
+                let mut obj = objects::read(r, &deleted)?;
                 objects::set_meta(&mut obj, "resourceVersion", deleted.revision.to_string().into());
                 return Ok(obj);
             }

@@ -10,6 +10,7 @@ mod crud;
 mod discovery;
 pub mod error;
 mod fields;
+pub mod metrics;
 mod namespaces;
 mod objects;
 mod output;
@@ -56,9 +57,14 @@ async fn dispatch(
 ) -> Response {
     let path = uri.path().to_string();
     let started = std::time::Instant::now();
+    let labels = metrics::RequestLabels::of(&method, &uri, &headers);
+    let inflight = metrics::Inflight::start(&labels);
     let result = route(state, &method, &uri, &headers, body).await;
+    drop(inflight);
     let response = result.unwrap_or_else(IntoResponse::into_response);
     let code = response.status().as_u16();
+    // A watch is counted when its stream starts; its lifetime shows in the watch gauge.
+    metrics::observe(&labels, code, started.elapsed());
     tracing::debug!(%method, %path, code, elapsed_ms = started.elapsed().as_millis() as u64, "request");
     response
 }

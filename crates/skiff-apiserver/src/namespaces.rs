@@ -120,7 +120,10 @@ async fn sweep(state: &ApiState) -> Result<(), StoreError> {
 /// whether the namespace is gone.
 async fn finalize(state: &ApiState, name: &str) -> Result<bool, StoreError> {
     let mut remaining = 0;
-    for r in registry::RESOURCES.iter().filter(|r| r.namespaced && r.storage == Storage::Stored) {
+    // Resources stored as another version share its keys and are emptied with it.
+    for r in
+        registry::RESOURCES.iter().filter(|r| r.namespaced && r.storage == Storage::Stored && r.stored_as.is_none())
+    {
         let page = state
             .store
             .list(

@@ -3,9 +3,34 @@
 
 use serde_json::Map;
 use serde_json::Value;
+use skiff_api_types::convert;
+use skiff_api_types::registry::Resource;
 use skiff_store::Record;
 
 use crate::error::ApiError;
+
+/// The object of a stored record as resource `r` serves it (converted when `r` is another
+/// version of what is stored), with `metadata.resourceVersion` set.
+pub fn read(r: &Resource, record: &Record) -> Result<Value, ApiError> {
+    Ok(convert::from_stored(r, from_record(record)?))
+}
+
+/// The served JSON of a stored record for resource `r`: spliced from the stored bytes when no
+/// conversion is needed.
+pub fn read_json(r: &Resource, record: &Record) -> Result<Vec<u8>, ApiError> {
+    if r.stored_as.is_none() {
+        return record_json(record);
+    }
+    serde_json::to_vec(&read(r, record)?).map_err(|e| ApiError::Internal(format!("cannot encode object: {e}")))
+}
+
+/// The bytes to store for `obj`, served as resource `r`.
+pub fn write_bytes(r: &Resource, obj: &Value) -> Result<Vec<u8>, ApiError> {
+    if r.stored_as.is_none() {
+        return to_bytes(obj);
+    }
+    to_bytes(&convert::to_stored(r, obj.clone()))
+}
 
 /// The object of a stored record, with `metadata.resourceVersion` set from the record.
 pub fn from_record(record: &Record) -> Result<Value, ApiError> {

@@ -106,7 +106,7 @@ pub async fn serve(state: Arc<ApiState>, p: ResourcePath, q: Query, headers: Hea
                 revision = page.revision;
             }
             for rec in &page.items {
-                let obj = objects::from_record(rec)?;
+                let obj = objects::read(r, rec)?;
                 if sel.matches(r, &obj) {
                     matching.insert(rec.key.clone());
                     initial.push(renderer.event("ADDED", &obj));
@@ -134,7 +134,7 @@ pub async fn serve(state: Arc<ApiState>, p: ResourcePath, q: Query, headers: Hea
                 .await
                 .map_err(|e| ApiError::from_store(e, r.plural, ""))?;
             for rec in &page.items {
-                if objects::from_record(rec).is_ok_and(|o| sel.matches(r, &o)) {
+                if objects::read(r, rec).is_ok_and(|o| sel.matches(r, &o)) {
                     matching.insert(rec.key.clone());
                 }
             }
@@ -157,7 +157,7 @@ pub async fn serve(state: Arc<ApiState>, p: ResourcePath, q: Query, headers: Hea
     let live = events
         .map(move |item| match item {
             Ok(WatchItem::Event(ev)) => {
-                let obj = match objects::from_record(&ev.record) {
+                let obj = match objects::read(r, &ev.record) {
                     Ok(o) => o,
                     Err(e) => return Some(error_event(&e)),
                 };
@@ -190,7 +190,11 @@ pub async fn serve(state: Arc<ApiState>, p: ResourcePath, q: Query, headers: Hea
             Err(e) => Some(error_event(&ApiError::from_store(e, "", ""))),
         })
         .filter_map(|b| async move { b.map(Ok::<_, std::io::Error>) });
-    let all = stream.chain(live);
+    // The gauge lives as long as the body stream, so it falls when the client goes away.
+    let open = crate::metrics::WatchGauge::open(r.group, r.version, r.plural);
+    let all = stream.chain(live).inspect(move |_| {
+        let _ = &open;
+    });
     let body = match timeout {
         Some(t) => {
             let deadline = tokio::time::Instant::now() + t;
