@@ -162,6 +162,12 @@ impl ApiError {
             StoreError::Unavailable(m) => ApiError::Unavailable(m),
             StoreError::Timeout(m) => ApiError::Timeout(m),
             StoreError::Internal(m) => ApiError::Internal(m),
+            StoreError::Fenced { reason, .. } => ApiError::Conflict {
+                kind: kind.into(),
+                name: name.into(),
+                message: format!("Operation cannot be fulfilled on {kind} \"{name}\": the writer is no longer the leader: {reason}"),
+                causes: Vec::new(),
+            },
         }
     }
 }

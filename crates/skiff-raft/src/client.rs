@@ -21,6 +21,7 @@ use skiff_store::Store;
 use skiff_store::StoreError;
 use skiff_store::WatchItem;
 use skiff_store::WatchStream;
+use skiff_store::Write;
 use tonic::transport::Channel;
 
 use crate::codec::decode;
@@ -241,7 +242,7 @@ impl Store for RemoteStore {
     }
 
     async fn create(&self, key: &str, value: Vec<u8>, uid: &str) -> Result<Record, StoreError> {
-        let req = pb::CreateRequest { key: key.to_string(), value, uid: uid.to_string() };
+        let req = pb::CreateRequest { key: key.to_string(), value, uid: uid.to_string(), fence: None };
         self.write(|mut c| {
             let req = self.request(req.clone());
             async move { c.create(req).await }
@@ -250,7 +251,8 @@ impl Store for RemoteStore {
     }
 
     async fn update(&self, key: &str, value: Vec<u8>, precondition: Precondition) -> Result<Record, StoreError> {
-        let req = pb::UpdateRequest { key: key.to_string(), value, precondition: pb_precondition(precondition) };
+        let req =
+            pb::UpdateRequest { key: key.to_string(), value, precondition: pb_precondition(precondition), fence: None };
         self.write(|mut c| {
             let req = self.request(req.clone());
             async move { c.update(req).await }
@@ -259,7 +261,7 @@ impl Store for RemoteStore {
     }
 
     async fn delete(&self, key: &str, precondition: Precondition) -> Result<Record, StoreError> {
-        let req = pb::DeleteRequest { key: key.to_string(), precondition: pb_precondition(precondition) };
+        let req = pb::DeleteRequest { key: key.to_string(), precondition: pb_precondition(precondition), fence: None };
         self.write(|mut c| {
             let req = self.request(req.clone());
             async move { c.delete(req).await }
@@ -295,5 +297,51 @@ impl Store for RemoteStore {
             async move { c.current_revision(req).await }
         })
         .await
+    }
+
+    /// A client holds no leadership of its own; it gets the token of the cluster's current
+    /// leader, as the first of its servers that knows a leader reports it (`None` while none
+    /// does). For tests and tools: a component that must act only while it leads uses the
+    /// token of its own server's `RaftNode`.
+    async fn fence_token(&self) -> Result<Option<u64>, StoreError> {
+        for index in 0..self.endpoints.len() {
+            // A follower that knows a leader is in that leader's term.
+            if let Ok(status) = self.status_of(index).await {
+                if status.leader.is_some() {
+                    return Ok(Some(status.term));
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    async fn write_fenced(&self, fence: u64, write: Write) -> Result<Record, StoreError> {
+        match write {
+            Write::Create { key, value, uid } => {
+                let req = pb::CreateRequest { key, value, uid, fence: Some(fence) };
+                self.write(|mut c| {
+                    let req = self.request(req.clone());
+                    async move { c.create(req).await }
+                })
+                .await
+            }
+            Write::Update { key, value, precondition } => {
+                let req =
+                    pb::UpdateRequest { key, value, precondition: pb_precondition(precondition), fence: Some(fence) };
+                self.write(|mut c| {
+                    let req = self.request(req.clone());
+                    async move { c.update(req).await }
+                })
+                .await
+            }
+            Write::Delete { key, precondition } => {
+                let req = pb::DeleteRequest { key, precondition: pb_precondition(precondition), fence: Some(fence) };
+                self.write(|mut c| {
+                    let req = self.request(req.clone());
+                    async move { c.delete(req).await }
+                })
+                .await
+            }
+        }
     }
 }

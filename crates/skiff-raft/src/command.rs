@@ -27,12 +27,19 @@ pub enum Command {
         key: String,
         precondition: Precondition,
     },
+    /// `inner`, applied only if the entry carrying it was appended in `term`
+    /// ([`skiff_store::Store::write_fenced`]). Last, so older log entries decode unchanged.
+    Fenced {
+        term: u64,
+        inner: Box<Command>,
+    },
 }
 
 impl Command {
     pub fn key(&self) -> &str {
         match self {
             Command::Create { key, .. } | Command::Update { key, .. } | Command::Delete { key, .. } => key,
+            Command::Fenced { inner, .. } => inner.key(),
         }
     }
 }
@@ -48,6 +55,7 @@ impl std::fmt::Display for Command {
             Command::Create { key, .. } => write!(f, "create {key}"),
             Command::Update { key, precondition, .. } => write!(f, "update {key} if {precondition:?}"),
             Command::Delete { key, precondition } => write!(f, "delete {key} if {precondition:?}"),
+            Command::Fenced { term, inner } => write!(f, "{inner} while term {term} leads"),
         }
     }
 }
@@ -57,6 +65,16 @@ impl std::fmt::Display for CommandResult {
         match &self.0 {
             Ok(r) => write!(f, "ok {} at {}", r.key, r.revision),
             Err(e) => write!(f, "error: {e}"),
+        }
+    }
+}
+
+impl From<skiff_store::Write> for Command {
+    fn from(write: skiff_store::Write) -> Self {
+        match write {
+            skiff_store::Write::Create { key, value, uid } => Command::Create { key, value, uid },
+            skiff_store::Write::Update { key, value, precondition } => Command::Update { key, value, precondition },
+            skiff_store::Write::Delete { key, precondition } => Command::Delete { key, precondition },
         }
     }
 }

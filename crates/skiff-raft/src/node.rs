@@ -587,4 +587,16 @@ impl Store for RaftNode {
         }
         Ok(self.reader.window.head())
     }
+
+    /// The term while this server is the Raft leader: the leader appends every entry with its
+    /// term, which is what the state machine compares a fenced write's token with.
+    async fn fence_token(&self) -> Result<Option<u64>, StoreError> {
+        let m = self.raft.metrics().borrow_watched().clone();
+        Ok((m.state == ServerState::Leader).then_some(m.current_term))
+    }
+
+    async fn write_fenced(&self, fence: u64, write: skiff_store::Write) -> Result<Record, StoreError> {
+        validate_key(write.key())?;
+        self.propose(Command::Fenced { term: fence, inner: Box::new(write.into()) }).await
+    }
 }

@@ -10,8 +10,10 @@ use openraft::raft::VoteRequest;
 use skiff_store::Consistency;
 use skiff_store::ListOptions;
 use skiff_store::Precondition;
+use skiff_store::Record;
 use skiff_store::Store;
 use skiff_store::StoreError;
+use skiff_store::Write;
 use tokio::net::TcpListener;
 use tonic::Request;
 use tonic::Response;
@@ -70,6 +72,18 @@ pub async fn serve(node: Arc<RaftNode>, listener: TcpListener) {
 #[derive(Clone)]
 struct Service {
     node: Arc<RaftNode>,
+}
+
+impl Service {
+    /// A write from a client, fenced when the client sent a token.
+    async fn write(&self, fence: Option<u64>, write: Write) -> Result<Record, StoreError> {
+        match (fence, write) {
+            (Some(fence), write) => self.node.write_fenced(fence, write).await,
+            (None, Write::Create { key, value, uid }) => self.node.create(&key, value, &uid).await,
+            (None, Write::Update { key, value, precondition }) => self.node.update(&key, value, precondition).await,
+            (None, Write::Delete { key, precondition }) => self.node.delete(&key, precondition).await,
+        }
+    }
 }
 
 fn payload<T: serde::Serialize>(value: &T) -> Result<Response<pb::Payload>, Status> {
@@ -167,17 +181,20 @@ impl Kv for Service {
 
     async fn create(&self, request: Request<pb::CreateRequest>) -> Result<Response<pb::Payload>, Status> {
         let r = request.into_inner();
-        payload(&self.node.create(&r.key, r.value, &r.uid).await)
+        let write = Write::Create { key: r.key, value: r.value, uid: r.uid };
+        payload(&self.write(r.fence, write).await)
     }
 
     async fn update(&self, request: Request<pb::UpdateRequest>) -> Result<Response<pb::Payload>, Status> {
         let r = request.into_inner();
-        payload(&self.node.update(&r.key, r.value, precondition(r.precondition)).await)
+        let write = Write::Update { key: r.key, value: r.value, precondition: precondition(r.precondition) };
+        payload(&self.write(r.fence, write).await)
     }
 
     async fn delete(&self, request: Request<pb::DeleteRequest>) -> Result<Response<pb::Payload>, Status> {
         let r = request.into_inner();
-        payload(&self.node.delete(&r.key, precondition(r.precondition)).await)
+        let write = Write::Delete { key: r.key, precondition: precondition(r.precondition) };
+        payload(&self.write(r.fence, write).await)
     }
 
     type WatchStream = WatchReply;

@@ -183,12 +183,26 @@ impl StateMachine {
 }
 
 /// Applies one command against the stored state plus this batch's earlier writes.
+/// `term` is the term of the leader that appended the entry: a fenced command is accepted only
+/// if it names that term, i.e. only if the leadership that issued it appended it. An entry keeps
+/// its term when a later leader commits it, so a write made in time is not lost to a leader
+/// change, and one that reached the log through any later leader is refused.
 fn apply_command(
     db: &DB,
     overlay: &mut HashMap<String, Option<StoredObject>>,
     cmd: Command,
     index: u64,
+    term: u64,
 ) -> io::Result<(CommandResult, Option<Event>)> {
+    let cmd = match cmd {
+        Command::Fenced { term: fence, inner } if fence != term => {
+            let key = inner.key().to_string();
+            let reason = format!("the leadership of term {fence} has ended (written in term {term})");
+            return Ok((CommandResult(Err(StoreError::Fenced { key, reason })), None));
+        }
+        Command::Fenced { inner, .. } => *inner,
+        plain => plain,
+    };
     let key = cmd.key().to_string();
     let current: Option<StoredObject> = match overlay.get(&key) {
         Some(v) => v.clone(),
@@ -226,6 +240,7 @@ fn apply_command(
             }
             (EventKind::Deleted, None, StoredObject { revision: index, ..cur })
         }
+        Command::Fenced { .. } => return fail(StoreError::Invalid("a fenced write inside a fenced write".into())),
     };
     overlay.insert(key.clone(), new_obj);
     let record = event_obj.into_record(key);
@@ -253,7 +268,8 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             let result = match entry.payload {
                 EntryPayload::Blank => None,
                 EntryPayload::Normal(cmd) => {
-                    let (result, event) = apply_command(self.db(), &mut overlay, cmd, index)?;
+                    let term = entry.log_id.leader_id.term;
+                    let (result, event) = apply_command(self.db(), &mut overlay, cmd, index, term)?;
                     events.extend(event);
                     Some(result)
                 }

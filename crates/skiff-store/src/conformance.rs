@@ -18,6 +18,7 @@ use crate::Store;
 use crate::StoreError;
 use crate::WatchItem;
 use crate::WatchStream;
+use crate::Write;
 
 const WATCH_WAIT: Duration = Duration::from_secs(10);
 
@@ -31,6 +32,7 @@ pub async fn run_all<S: Store + ?Sized>(store: &S, prefix: &str) {
     revisions_increase(store, &format!("{prefix}/revisions/")).await;
     list_prefix_and_pages(store, &format!("{prefix}/list/")).await;
     watch_delivers_changes_in_order(store, &format!("{prefix}/watch/")).await;
+    fenced_writes_need_the_current_leadership(store, &format!("{prefix}/fenced/")).await;
     invalid_input(store).await;
 }
 
@@ -200,6 +202,44 @@ async fn watch_delivers_changes_in_order<S: Store + ?Sized>(s: &S, p: &str) {
     let c2 = s.create(&key, b"3".to_vec(), "u2").await.expect("create again");
     assert_eq!(next_event(&mut w).await.revision(), c2.revision);
     assert_eq!(next_event(&mut w2).await.revision(), c2.revision);
+}
+
+async fn fenced_writes_need_the_current_leadership<S: Store + ?Sized>(s: &S, p: &str) {
+    let token = s.fence_token().await.expect("fence token").expect("the store under test has a leadership");
+    let key = format!("{p}k");
+    let create = |key: &str| Write::Create { key: key.to_string(), value: b"1".to_vec(), uid: "u".into() };
+    let created = s.write_fenced(token, create(&key)).await.expect("fenced create with the current token");
+    let update = |revision| Write::Update {
+        key: key.clone(),
+        value: b"2".to_vec(),
+        precondition: Precondition::revision(revision),
+    };
+    let updated = s.write_fenced(token, update(created.revision)).await.expect("fenced update");
+    // Any other leadership's token changes nothing, whatever the write.
+    let other = format!("{p}other");
+    for stale in [token + 1, token.wrapping_sub(1)] {
+        let err = s.write_fenced(stale, update(updated.revision)).await.expect_err("stale token");
+        assert!(matches!(err, StoreError::Fenced { .. }), "got {err:?}");
+        let err = s.write_fenced(stale, create(&other)).await.expect_err("stale token");
+        assert!(matches!(err, StoreError::Fenced { .. }), "got {err:?}");
+        let err = s
+            .write_fenced(stale, Write::Delete { key: key.clone(), precondition: Precondition::none() })
+            .await
+            .expect_err("stale token");
+        assert!(matches!(err, StoreError::Fenced { .. }), "got {err:?}");
+    }
+    assert!(s.get(&other, Consistency::Linearizable).await.expect("get").is_none(), "a fenced-off create was written");
+    let current = s.get(&key, Consistency::Linearizable).await.expect("get").expect("present");
+    assert_eq!((current.revision, current.value.as_slice()), (updated.revision, &b"2"[..]));
+    // The usual rules still hold under a fence.
+    let err = s.write_fenced(token, update(created.revision)).await.expect_err("stale revision");
+    assert!(matches!(err, StoreError::Conflict { .. }), "got {err:?}");
+    let err = s.write_fenced(token, create(&key)).await.expect_err("existing key");
+    assert!(matches!(err, StoreError::AlreadyExists { .. }), "got {err:?}");
+    s.write_fenced(token, Write::Delete { key: key.clone(), precondition: Precondition::revision(updated.revision) })
+        .await
+        .expect("fenced delete");
+    assert!(s.get(&key, Consistency::Linearizable).await.expect("get").is_none());
 }
 
 async fn invalid_input<S: Store + ?Sized>(s: &S) {

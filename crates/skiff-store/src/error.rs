@@ -30,6 +30,10 @@ pub enum StoreError {
     /// A storage or internal failure (500).
     #[error("internal store error: {0}")]
     Internal(String),
+    /// A fenced write ([`crate::Store::write_fenced`]) whose leadership had ended; nothing was
+    /// written (409).
+    #[error("{key}: fenced: {reason}")]
+    Fenced { key: String, reason: String },
 }
 
 impl StoreError {

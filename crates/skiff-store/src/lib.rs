@@ -70,4 +70,19 @@ pub trait Store: Send + Sync + 'static {
 
     /// The highest revision this store has applied (for a linearizable value, read a key first).
     async fn current_revision(&self, consistency: Consistency) -> Result<Revision, StoreError>;
+
+    /// The fencing token of the leadership this process holds right now, or `None` when it holds
+    /// none. Leader-only components (scheduler, controllers) act only while this is `Some`, and
+    /// tag every write with the token through [`Store::write_fenced`]. For the replicated store
+    /// the token is the Raft term in which this server leads; a token is never reused for a later
+    /// leadership.
+    async fn fence_token(&self) -> Result<Option<u64>, StoreError>;
+
+    /// Performs `write` only if the leadership named by `fence` still holds at the point the
+    /// write is ordered; otherwise fails with [`StoreError::Fenced`] and changes nothing. The
+    /// check is made where writes are ordered (inside the state machine for Raft, against the term
+    /// of the log entry carrying the write), not by the caller, so a deposed leader that wakes up
+    /// from a pause cannot get a write accepted however late it notices. The other rules of the
+    /// write (preconditions, AlreadyExists, NotFound) apply as for the plain methods.
+    async fn write_fenced(&self, fence: u64, write: Write) -> Result<Record, StoreError>;
 }

@@ -2,6 +2,8 @@
 //! unit tests of the layers above.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::AtomicU64;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -20,11 +22,14 @@ use crate::Revision;
 use crate::Store;
 use crate::StoreError;
 use crate::WatchStream;
+use crate::Write;
 
 /// A single-process store; every read is trivially linearizable.
 pub struct MemStore {
     objects: Mutex<BTreeMap<String, Record>>,
     window: Arc<EventWindow>,
+    /// The fencing token of this process's leadership; it always leads, until `step_down`.
+    term: AtomicU64,
 }
 
 impl MemStore {
@@ -34,16 +39,32 @@ impl MemStore {
 
     /// A store whose watch window keeps `capacity` events.
     pub fn with_window(capacity: usize) -> Self {
-        Self { objects: Mutex::new(BTreeMap::new()), window: EventWindow::new(0, capacity) }
+        Self { objects: Mutex::new(BTreeMap::new()), window: EventWindow::new(0, capacity), term: AtomicU64::new(1) }
+    }
+
+    /// Ends the current leadership and starts the next one, as a leader change would: writes
+    /// fenced with the old token fail from now on. For tests of leader-only components.
+    pub fn step_down(&self) {
+        let _writes = self.objects.lock();
+        self.term.fetch_add(1, Ordering::SeqCst);
     }
 
     fn write(
         &self,
         key: &str,
+        fence: Option<u64>,
         f: impl FnOnce(Option<&Record>, Revision) -> Result<(EventKind, Record), StoreError>,
     ) -> Result<Record, StoreError> {
         validate_key(key)?;
         let mut objects = self.objects.lock();
+        // Checked under the write lock, so a step-down cannot slip between check and write.
+        let term = self.term.load(Ordering::SeqCst);
+        if let Some(fence) = fence.filter(|fence| *fence != term) {
+            return Err(StoreError::Fenced {
+                key: key.to_string(),
+                reason: format!("the leadership of term {fence} has ended (current term {term})"),
+            });
+        }
         let rev = self.window.head() + 1;
         let (kind, record) = f(objects.get(key), rev)?;
         match kind {
@@ -96,31 +117,15 @@ impl Store for MemStore {
     }
 
     async fn create(&self, key: &str, value: Vec<u8>, uid: &str) -> Result<Record, StoreError> {
-        self.write(key, |current, rev| {
-            if current.is_some() {
-                return Err(StoreError::AlreadyExists { key: key.to_string() });
-            }
-            let record =
-                Record { key: key.to_string(), value, revision: rev, create_revision: rev, uid: uid.to_string() };
-            Ok((EventKind::Created, record))
-        })
+        self.apply(None, Write::Create { key: key.to_string(), value, uid: uid.to_string() })
     }
 
     async fn update(&self, key: &str, value: Vec<u8>, precondition: Precondition) -> Result<Record, StoreError> {
-        self.write(key, |current, rev| {
-            let current = current.ok_or_else(|| StoreError::NotFound { key: key.to_string() })?;
-            precondition.check(current).map_err(|reason| StoreError::Conflict { key: key.to_string(), reason })?;
-            let record = Record { value, revision: rev, ..current.clone() };
-            Ok((EventKind::Updated, record))
-        })
+        self.apply(None, Write::Update { key: key.to_string(), value, precondition })
     }
 
     async fn delete(&self, key: &str, precondition: Precondition) -> Result<Record, StoreError> {
-        self.write(key, |current, rev| {
-            let current = current.ok_or_else(|| StoreError::NotFound { key: key.to_string() })?;
-            precondition.check(current).map_err(|reason| StoreError::Conflict { key: key.to_string(), reason })?;
-            Ok((EventKind::Deleted, Record { revision: rev, ..current.clone() }))
-        })
+        self.apply(None, Write::Delete { key: key.to_string(), precondition })
     }
 
     async fn watch(&self, prefix: &str, after: Revision) -> Result<WatchStream, StoreError> {
@@ -129,6 +134,38 @@ impl Store for MemStore {
 
     async fn current_revision(&self, _consistency: Consistency) -> Result<Revision, StoreError> {
         Ok(self.window.head())
+    }
+
+    async fn fence_token(&self) -> Result<Option<u64>, StoreError> {
+        Ok(Some(self.term.load(Ordering::SeqCst)))
+    }
+
+    async fn write_fenced(&self, fence: u64, write: Write) -> Result<Record, StoreError> {
+        self.apply(Some(fence), write)
+    }
+}
+
+impl MemStore {
+    fn apply(&self, fence: Option<u64>, write: Write) -> Result<Record, StoreError> {
+        match write {
+            Write::Create { key, value, uid } => self.write(&key, fence, |current, rev| {
+                if current.is_some() {
+                    return Err(StoreError::AlreadyExists { key: key.clone() });
+                }
+                let record = Record { key: key.clone(), value, revision: rev, create_revision: rev, uid };
+                Ok((EventKind::Created, record))
+            }),
+            Write::Update { key, value, precondition } => self.write(&key, fence, |current, rev| {
+                let current = current.ok_or_else(|| StoreError::NotFound { key: key.clone() })?;
+                precondition.check(current).map_err(|reason| StoreError::Conflict { key: key.clone(), reason })?;
+                Ok((EventKind::Updated, Record { value, revision: rev, ..current.clone() }))
+            }),
+            Write::Delete { key, precondition } => self.write(&key, fence, |current, rev| {
+                let current = current.ok_or_else(|| StoreError::NotFound { key: key.clone() })?;
+                precondition.check(current).map_err(|reason| StoreError::Conflict { key: key.clone(), reason })?;
+                Ok((EventKind::Deleted, Record { revision: rev, ..current.clone() }))
+            }),
+        }
     }
 }
 

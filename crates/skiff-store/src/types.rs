@@ -117,3 +117,19 @@ pub enum WatchItem {
     /// Every change up to and including this revision has been delivered (used for bookmarks).
     Progress(Revision),
 }
+
+/// One write, for [`crate::Store::write_fenced`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Write {
+    Create { key: String, value: Vec<u8>, uid: String },
+    Update { key: String, value: Vec<u8>, precondition: Precondition },
+    Delete { key: String, precondition: Precondition },
+}
+
+impl Write {
+    pub fn key(&self) -> &str {
+        match self {
+            Write::Create { key, .. } | Write::Update { key, .. } | Write::Delete { key, .. } => key,
+        }
+    }
+}
