@@ -9,6 +9,7 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use skiff_testkit::cluster::http_request;
+use skiff_testkit::cluster::http_request_with;
 use skiff_testkit::cluster::skiff_binary;
 use skiff_testkit::ClusterOptions;
 use skiff_testkit::ProcessCluster;
@@ -377,6 +378,36 @@ async fn raw_errors(addr: &str) {
     let (_, list) =
         http_request(addr, "GET", "/api/v1/namespaces/default/configmaps", None, b"").await.expect("answer");
     assert_has(&list, "\"items\":[]");
+    // A write fenced with the current Raft term goes through; one fenced with another term (a
+    // leadership that ended, or never was) is a 409 and writes nothing.
+    let (_, metrics) = http_request(addr, "GET", "/metrics", None, b"").await.expect("answer");
+    let term = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("skiff_raft_term "))
+        .and_then(|t| t.trim().parse::<u64>().ok())
+        .expect("the term is exported");
+    let cm = |name: &str| format!(r#"{{"apiVersion":"v1","kind":"ConfigMap","metadata":{{"name":"{name}"}}}}"#);
+    let post = |fence: String, body: String| async move {
+        let headers = [("Content-Type", "application/json"), ("X-Skiff-Fence", fence.as_str())];
+        http_request_with(addr, "POST", "/api/v1/namespaces/default/configmaps", &headers, body.as_bytes())
+            .await
+            .expect("answer")
+    };
+    let (code, body) = post(term.to_string(), cm("fenced-current")).await;
+    assert_eq!(code, 201, "{body}");
+    let (code, body) = post((term + 7).to_string(), cm("fenced-stale")).await;
+    assert_eq!(code, 409, "{body}");
+    assert_has(&body, "no longer the leader");
+    let (code, _) = post("soon".to_string(), cm("fenced-garbage")).await;
+    assert_eq!(code, 400);
+    let (code, _) = http_request(addr, "GET", "/api/v1/namespaces/default/configmaps/fenced-stale", None, b"")
+        .await
+        .expect("answer");
+    assert_eq!(code, 404, "the stale-fenced create wrote nothing");
+    let (code, _) = http_request(addr, "DELETE", "/api/v1/namespaces/default/configmaps/fenced-current", None, b"")
+        .await
+        .expect("answer");
+    assert_eq!(code, 200);
     // The refusals above are counted per verb, resource and code in the upstream metric names.
     let (_, metrics) = http_request(addr, "GET", "/metrics", None, b"").await.expect("answer");
     let configmaps =

@@ -78,6 +78,10 @@ async fn route(
 ) -> Result<Response, ApiError> {
     let path = uri.path();
     let q = Query::parse(uri.query());
+    let state = match fence_of(headers)? {
+        Some(fence) => state.fenced(fence),
+        None => state,
+    };
     if method == Method::GET {
         if let Some(resp) = discovery_route(&state, path, headers) {
             return Ok(resp);
@@ -140,6 +144,18 @@ async fn route(
         }
         _ => Err(ApiError::MethodNotAllowed),
     }
+}
+
+/// The header a leader-only component (scheduler, controllers) sends with the fencing token of
+/// its leadership; every write of the request is then refused once that leadership has ended.
+pub const FENCE_HEADER: &str = "x-skiff-fence";
+
+fn fence_of(headers: &HeaderMap) -> Result<Option<u64>, ApiError> {
+    let Some(value) = headers.get(FENCE_HEADER) else { return Ok(None) };
+    let fence = value.to_str().ok().and_then(|v| v.trim().parse().ok());
+    fence.map(Some).ok_or_else(|| {
+        ApiError::BadRequest(format!("the {FENCE_HEADER} header must be a Raft term (an unsigned integer)"))
+    })
 }
 
 /// `POST pods/NAME/binding`: sets `spec.nodeName` once (a second binding is a conflict).
@@ -220,7 +236,7 @@ fn found(doc: Option<serde_json::Value>) -> Response {
 
 fn openapi_index(state: &ApiState) -> Response {
     let mut paths = serde_json::Map::new();
-    for (path, doc) in &state.openapi {
+    for (path, doc) in state.openapi.iter() {
         paths.insert(
             path.clone(),
             serde_json::json!({"serverRelativeURL": format!("/openapi/v3/{path}?hash={}", doc.hash)}),

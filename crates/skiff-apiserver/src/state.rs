@@ -22,13 +22,14 @@ pub struct OpenApiDoc {
 }
 
 /// The state behind every route.
+#[derive(Clone)]
 pub struct ApiState {
     pub store: Arc<dyn Store>,
     pub config: ApiConfig,
     /// `components.schemas` of every served kind: the patch engines walk it.
-    pub schemas: Map<String, Value>,
+    pub schemas: Arc<Map<String, Value>>,
     /// `/openapi/v3/<path>` documents.
-    pub openapi: BTreeMap<String, OpenApiDoc>,
+    pub openapi: Arc<BTreeMap<String, OpenApiDoc>>,
 }
 
 impl ApiState {
@@ -42,7 +43,13 @@ impl ApiState {
                 (path, OpenApiDoc { hash, body: bytes::Bytes::from(body) })
             })
             .collect();
-        Arc::new(Self { store, config, schemas, openapi })
+        Arc::new(Self { store, config, schemas: Arc::new(schemas), openapi: Arc::new(openapi) })
+    }
+
+    /// This state with every write fenced by `fence` (the `X-Skiff-Fence` header): a
+    /// leader-only component's writes then fail once its leadership has ended.
+    pub fn fenced(&self, fence: u64) -> Arc<Self> {
+        Arc::new(Self { store: Arc::new(skiff_store::FencedStore::new(self.store.clone(), fence)), ..self.clone() })
     }
 }
 

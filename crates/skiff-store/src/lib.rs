@@ -8,11 +8,13 @@
 
 pub mod conformance;
 mod error;
+mod fenced;
 mod mem;
 mod types;
 mod window;
 
 pub use error::StoreError;
+pub use fenced::FencedStore;
 pub use mem::MemStore;
 pub use types::*;
 pub use window::EventWindow;

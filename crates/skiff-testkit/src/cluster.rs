@@ -323,13 +323,25 @@ pub async fn http_request(
     content_type: Option<&str>,
     body: &[u8],
 ) -> Option<(u16, String)> {
+    let headers: Vec<(&str, &str)> = content_type.map(|ct| ("Content-Type", ct)).into_iter().collect();
+    http_request_with(addr, method, path, &headers, body).await
+}
+
+/// [`http_request`] with any headers.
+pub async fn http_request_with(
+    addr: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> Option<(u16, String)> {
     use tokio::io::AsyncReadExt;
     use tokio::io::AsyncWriteExt;
     let fut = async {
         let mut s = tokio::net::TcpStream::connect(addr).await.ok()?;
         let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
-        if let Some(ct) = content_type {
-            head.push_str(&format!("Content-Type: {ct}\r\n"));
+        for (name, value) in headers {
+            head.push_str(&format!("{name}: {value}\r\n"));
         }
         head.push_str(&format!("Content-Length: {}\r\n\r\n", body.len()));
         s.write_all(head.as_bytes()).await.ok()?;
