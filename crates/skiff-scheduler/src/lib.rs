@@ -1,0 +1,284 @@
+//! # skiff-scheduler
+//!
+//! The sans-IO decision core of skiff's scheduler: given one pending pod and
+//! a [`Snapshot`] of nodes and pods, [`schedule`] decides which node the pod
+//! should be bound to, or explains why none fits. It performs no I/O and keeps
+//! no state; a watch-and-bind loop around it owns caching, retries and binding.
+//!
+//! ## Decision flow
+//!
+//! 1. **Pod requests.** The pod's effective requests are computed once
+//!    (containers summed, sidecar init containers added, ordinary init
+//!    containers as a floor, overhead on top; limits stand in for missing
+//!    requests). An unparseable quantity yields [`Decision::Unschedulable`]
+//!    with a message naming the container and resource.
+//! 2. **Filters**, per node, stopping at the first that fails (upstream's
+//!    plugin order, with the readiness check placed right after taints):
+//!    cordoned (`spec.unschedulable`) → `spec.nodeName` → taints
+//!    (`NoSchedule`/`NoExecute`) → `Ready` condition → `nodeSelector` and
+//!    required node affinity → host ports → resources (cpu, memory,
+//!    ephemeral-storage, extended resources, pod count) → topology spread
+//!    (`DoNotSchedule`) → inter-pod affinity, anti-affinity and existing pods'
+//!    anti-affinity. The resource filter reports every shortage it finds
+//!    (`Insufficient cpu` and `Insufficient memory`), as upstream does.
+//! 3. **No feasible node** → the failure reasons are counted per reason and
+//!    rendered like upstream:
+//!    `0/3 nodes are available: 1 node(s) had untolerated taint {node.kubernetes.io/not-ready: }, 2 Insufficient cpu.`
+//!    The `"<count> <reason>"` strings are sorted as strings, exactly as
+//!    upstream sorts them.
+//! 4. **Scores** (each 0..=100) for the feasible nodes, combined with
+//!    upstream's default weights (see [`score`]): LeastAllocated ×1,
+//!    BalancedAllocation ×1, preferred node affinity ×2, preferred inter-pod
+//!    affinity ×2, `ScheduleAnyway` topology spread ×2, `PreferNoSchedule`
+//!    taints ×3.
+//! 5. **Selection.** The highest total wins; ties go to the node whose name
+//!    sorts first. Upstream picks randomly among ties; a deterministic choice
+//!    makes decisions reproducible and testable.
+//!
+//! ## Readiness
+//!
+//! A node whose `Ready` condition is not `True` is rejected with
+//! `node(s) had condition NotReady`, unless the pod tolerates
+//! `node.kubernetes.io/not-ready` (or `node.kubernetes.io/unreachable` when
+//! the status is `Unknown`) for `NoSchedule`. Upstream only knows readiness
+//! through those taints, and network plugins rely on landing on not-yet-ready
+//! nodes; honouring the tolerations keeps that working whether or not a
+//! lifecycle controller taints nodes.
+//!
+//! ## Deliberately left out
+//!
+//! - Volume filters (binding, zones, attach limits, restrictions), dynamic
+//!   resource allocation, image locality scoring.
+//! - Preemption: an unschedulable pod never evicts lower-priority pods.
+//! - Pod-level `spec.resources` (alpha in 1.32) and in-place resize status.
+//! - Default (cluster-level) topology spread constraints; only the pod's own
+//!   constraints apply. Spread scoring counts matching pods per domain and
+//!   does not apply upstream's per-constraint log weighting.
+//! - Namespace selectors in pod affinity terms can only see the automatic
+//!   `kubernetes.io/metadata.name` label, because the snapshot carries no
+//!   Namespace objects; selectors on other namespace labels match nothing
+//!   beyond the explicitly listed namespaces.
+//! - `matchLabelKeys`/`mismatchLabelKeys` on pod affinity terms are expected
+//!   to have been merged into the label selector by the API server, as
+//!   upstream does. `matchLabelKeys` on topology spread constraints *is*
+//!   applied here. `minDomains` and the node inclusion policies are honoured.
+//! - A node without a `pods` entry in `status.allocatable` admits no pods,
+//!   as upstream.
+
+mod affinity;
+mod availability;
+mod cluster;
+mod node_affinity;
+mod ports;
+pub mod quantity;
+pub mod resources;
+pub mod score;
+mod selectors;
+mod spread;
+mod taints;
+
+#[cfg(test)]
+mod schedule_tests;
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::{Node, Pod};
+
+use crate::affinity::AffinityFilter;
+use crate::cluster::{ClusterView, NodeView};
+use crate::resources::{insufficient_resources, pod_requests, RequestMode, ResourceList, Strictness};
+use crate::score::{
+    WEIGHT_BALANCED_ALLOCATION, WEIGHT_INTER_POD_AFFINITY, WEIGHT_LEAST_ALLOCATED, WEIGHT_NODE_AFFINITY,
+    WEIGHT_TAINT_TOLERATION, WEIGHT_TOPOLOGY_SPREAD,
+};
+use crate::spread::SpreadFilter;
+
+/// Reason for a node whose `status.allocatable` holds an unparseable quantity.
+const REASON_BAD_ALLOCATABLE: &str = "node(s) had invalid allocatable resources";
+
+/// Everything the scheduler looks at for one decision.
+#[derive(Debug, Clone, Default)]
+pub struct Snapshot {
+    /// All nodes known to the cluster, schedulable or not.
+    pub nodes: Vec<Node>,
+    /// All pods, bound (`spec.nodeName` set) or not. Pods bound to nodes not
+    /// in `nodes`, and pods in phase `Succeeded` or `Failed`, are ignored. The
+    /// pod being scheduled may be included; it is recognised by UID (or by
+    /// namespace and name) and never counted against itself.
+    pub pods: Vec<Pod>,
+}
+
+/// The outcome of scheduling one pod.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision {
+    /// Bind the pod to `node`; `score` is the node's weighted total.
+    Bind {
+        /// Name of the chosen node.
+        node: String,
+        /// Weighted sum of the node's scores (informational).
+        score: i64,
+    },
+    /// No node fits.
+    Unschedulable {
+        /// Human-readable summary suitable for a `FailedScheduling` event and
+        /// the pod's `PodScheduled` condition message.
+        message: String,
+        /// How many nodes failed for each reason. Empty when no node was
+        /// examined: the snapshot has no nodes, or the pod itself is invalid.
+        reasons: BTreeMap<String, usize>,
+    },
+}
+
+/// Decides where `pod` should run given `snapshot`.
+///
+/// Pure and deterministic: the same inputs always give the same decision,
+/// whatever the order of pods in the snapshot. Never panics on malformed
+/// input; bad quantities on the pod make it unschedulable, bad quantities on a
+/// node exclude that node, and bad quantities on bound pods are ignored.
+pub fn schedule(pod: &Pod, snapshot: &Snapshot) -> Decision {
+    let request = match pod_requests(pod, RequestMode::Actual, Strictness::Strict) {
+        Ok(request) => request,
+        Err(err) => {
+            return Decision::Unschedulable {
+                message: format!("pod has an invalid resource quantity: {err}"),
+                reasons: BTreeMap::new(),
+            }
+        }
+    };
+    if snapshot.nodes.is_empty() {
+        return Decision::Unschedulable {
+            message: "0/0 nodes are available: no nodes registered.".to_string(),
+            reasons: BTreeMap::new(),
+        };
+    }
+
+    let cluster = ClusterView::build(pod, snapshot);
+    let filters = Filters {
+        pod,
+        request: &request,
+        host_ports: ports::host_ports(pod),
+        spread: SpreadFilter::new(pod, &cluster),
+        affinity: AffinityFilter::new(pod, &cluster),
+    };
+
+    let mut feasible: Vec<&NodeView<'_>> = Vec::new();
+    let mut reasons: BTreeMap<String, usize> = BTreeMap::new();
+    for node in &cluster.nodes {
+        let failures = filters.run(node);
+        if failures.is_empty() {
+            feasible.push(node);
+        }
+        for reason in failures {
+            *reasons.entry(reason).or_insert(0) += 1;
+        }
+    }
+
+    if feasible.is_empty() {
+        return Decision::Unschedulable { message: unschedulable_message(cluster.nodes.len(), &reasons), reasons };
+    }
+
+    // Both were parsed already by the strict pass above, so this cannot fail;
+    // falling back keeps the function total without an unwrap.
+    let scoring_request =
+        pod_requests(pod, RequestMode::NonZeroForScoring, Strictness::Strict).unwrap_or_else(|_| request.clone());
+    let totals = total_scores(pod, &request, &scoring_request, &cluster, &feasible);
+
+    let best = feasible
+        .iter()
+        .zip(totals)
+        .max_by(|(a, a_score), (b, b_score)| a_score.cmp(b_score).then_with(|| b.name.cmp(a.name)));
+    match best {
+        Some((node, score)) => Decision::Bind { node: node.name.to_string(), score },
+        // Unreachable: `feasible` is non-empty. Kept total rather than panicking.
+        None => Decision::Unschedulable { message: unschedulable_message(cluster.nodes.len(), &reasons), reasons },
+    }
+}
+
+/// The filter chain with everything computed once per decision.
+struct Filters<'a> {
+    pod: &'a Pod,
+    request: &'a ResourceList,
+    host_ports: Vec<ports::HostPort>,
+    spread: SpreadFilter<'a>,
+    affinity: AffinityFilter<'a>,
+}
+
+impl Filters<'_> {
+    /// Reasons the node is rejected by the first failing filter; empty when it fits.
+    fn run(&self, node: &NodeView<'_>) -> Vec<String> {
+        let one = |reason: &str| vec![reason.to_string()];
+        if let Some(reason) = availability::cordoned(self.pod, node.node) {
+            return one(reason);
+        }
+        if let Some(reason) = availability::other_node_requested(self.pod, node.name) {
+            return one(reason);
+        }
+        if let Some(reason) = taints::untolerated_taint(self.pod, node.node) {
+            return vec![reason];
+        }
+        if let Some(reason) = availability::not_ready(self.pod, node.node) {
+            return one(reason);
+        }
+        if let Some(reason) = node_affinity::mismatch(self.pod, node.node) {
+            return one(reason);
+        }
+        if let Some(reason) = ports::conflict(&self.host_ports, node.pods.iter().copied()) {
+            return one(reason);
+        }
+        let Ok(allocatable) = node.allocatable.as_ref() else { return one(REASON_BAD_ALLOCATABLE) };
+        let shortages = insufficient_resources(self.request, allocatable, &node.requested, node.pods.len());
+        if !shortages.is_empty() {
+            return shortages;
+        }
+        if let Some(reason) = self.spread.violation(node) {
+            return one(reason);
+        }
+        if let Some(reason) = self.affinity.violation(node) {
+            return one(reason);
+        }
+        Vec::new()
+    }
+}
+
+/// Weighted score totals for `nodes`, in the same order.
+fn total_scores(
+    pod: &Pod,
+    request: &ResourceList,
+    scoring_request: &ResourceList,
+    cluster: &ClusterView<'_>,
+    nodes: &[&NodeView<'_>],
+) -> Vec<i64> {
+    let node_affinity_raw: Vec<i64> = nodes.iter().map(|n| node_affinity::preferred_weight(pod, n.node)).collect();
+    let node_affinity = score::normalize_to_max(&node_affinity_raw, false);
+
+    let inter_pod = score::normalize_min_max(&affinity::preference_weights(pod, cluster, nodes));
+
+    let taints_raw: Vec<i64> = nodes.iter().map(|n| taints::intolerable_preferences(pod, n.node)).collect();
+    let taints = score::normalize_to_max(&taints_raw, true);
+
+    let spread = match spread::soft_counts(pod, cluster, nodes) {
+        Some(raw) => score::normalize_spread(&raw),
+        None => vec![0; nodes.len()],
+    };
+
+    nodes
+        .iter()
+        .enumerate()
+        .map(|(i, node)| {
+            WEIGHT_LEAST_ALLOCATED * score::least_allocated(scoring_request, node)
+                + WEIGHT_BALANCED_ALLOCATION * score::balanced_allocation(request, node)
+                + WEIGHT_NODE_AFFINITY * node_affinity[i]
+                + WEIGHT_INTER_POD_AFFINITY * inter_pod[i]
+                + WEIGHT_TAINT_TOLERATION * taints[i]
+                + WEIGHT_TOPOLOGY_SPREAD * spread[i]
+        })
+        .collect()
+}
+
+/// Renders upstream's `0/N nodes are available: ...` message.
+fn unschedulable_message(total: usize, reasons: &BTreeMap<String, usize>) -> String {
+    let mut parts: Vec<String> = reasons.iter().map(|(reason, count)| format!("{count} {reason}")).collect();
+    // Upstream sorts the rendered "<count> <reason>" strings, not the reasons.
+    parts.sort();
+    format!("0/{total} nodes are available: {}.", parts.join(", "))
+}
