@@ -119,6 +119,19 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
     let store: Arc<dyn skiff_store::Store> = node.clone();
     let api_state = skiff_apiserver::ApiState::new(store, skiff_apiserver::ApiConfig { service_network });
     let background = skiff_apiserver::spawn_background(api_state.clone());
+    // The scheduler acts only while this server leads, through its own API port like any client.
+    let local_api = match args.api_listen.ip().is_unspecified() {
+        true => SocketAddr::new(std::net::Ipv4Addr::LOCALHOST.into(), args.api_listen.port()),
+        false => args.api_listen,
+    };
+    let scheduler = tokio::spawn(
+        skiff_scheduler::runner::Runner {
+            client: skiff_client::Client::new(&local_api.to_string()),
+            leadership: node.clone(),
+            interval: std::time::Duration::from_millis(100),
+        }
+        .run(),
+    );
     let http = tokio::spawn(crate::http::serve(node.clone(), api_state, api));
 
     let stopped = node.stopped();
@@ -134,6 +147,7 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
     };
     http.abort();
     background.abort();
+    scheduler.abort();
     let _ = tokio::time::timeout(Duration::from_secs(5), node.shutdown()).await;
     result
 }

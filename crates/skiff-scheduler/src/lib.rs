@@ -5,6 +5,9 @@
 //! should be bound to, or explains why none fits. It performs no I/O and keeps
 //! no state; a watch-and-bind loop around it owns caching, retries and binding.
 //!
+//! Everything but [`runner`] is pure; `runner` is the loop that lists, decides and binds
+//! through the API while this server leads.
+//!
 //! ## Decision flow
 //!
 //! 1. **Pod requests.** The pod's effective requests are computed once
@@ -72,6 +75,7 @@ mod node_affinity;
 mod ports;
 pub mod quantity;
 pub mod resources;
+pub mod runner;
 pub mod score;
 mod selectors;
 mod spread;

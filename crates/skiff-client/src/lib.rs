@@ -1,0 +1,200 @@
+//! The Kubernetes API client skiff's own components (scheduler, controllers, later the agent)
+//! use: JSON over HTTP/1.1 to one server's API address, list and watch, and the fencing header.
+//!
+//! It talks to the API like any other client, so every write passes the same validation and
+//! admission as kubectl's. A client made with [`Client::fenced`] sends `X-Skiff-Fence` with every
+//! request: the store then refuses its writes once the leadership that token names has ended
+//! (`docs/fencing.md`).
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures::Stream;
+use http_body_util::BodyExt;
+use http_body_util::Full;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
+use serde::Serialize;
+use serde_json::Value;
+
+/// The header that carries a fencing token (the API server's `FENCE_HEADER`).
+pub const FENCE_HEADER: &str = "x-skiff-fence";
+
+/// Why a request failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// The request could not be sent or the answer could not be read (server down, timeout).
+    #[error("{0}")]
+    Transport(String),
+    /// The server answered with a Kubernetes `Status` failure.
+    #[error("{code} {reason}: {message}")]
+    Status { code: u16, reason: String, message: String },
+    /// The answer was not what the request expects.
+    #[error("undecodable answer: {0}")]
+    Decode(String),
+}
+
+impl ClientError {
+    pub fn is_not_found(&self) -> bool {
+        matches!(self, ClientError::Status { code: 404, .. })
+    }
+
+    pub fn is_conflict(&self) -> bool {
+        matches!(self, ClientError::Status { code: 409, .. })
+    }
+}
+
+/// One line of a watch stream.
+#[derive(Debug, Clone, Deserialize)]
+pub struct WatchEvent {
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub object: Value,
+}
+
+/// A list answer: the items and the list's resourceVersion (where a watch resumes).
+#[derive(Debug, Clone)]
+pub struct List<T> {
+    pub items: Vec<T>,
+    pub resource_version: String,
+}
+
+/// A client of one API server.
+#[derive(Clone)]
+pub struct Client {
+    base: String,
+    http: hyper_util::client::legacy::Client<HttpConnector, Full<Bytes>>,
+    fence: Option<u64>,
+    timeout: Duration,
+}
+
+impl Client {
+    /// A client of the server at `addr` (`host:port`).
+    pub fn new(addr: &str) -> Self {
+        let mut connector = HttpConnector::new();
+        connector.set_nodelay(true);
+        let http = hyper_util::client::legacy::Client::builder(TokioExecutor::new()).build(connector);
+        Self { base: format!("http://{addr}"), http, fence: None, timeout: Duration::from_secs(10) }
+    }
+
+    /// This client with every request carrying `fence` (a leadership's fencing token).
+    pub fn fenced(&self, fence: u64) -> Self {
+        Self { fence: Some(fence), ..self.clone() }
+    }
+
+    async fn send(&self, method: &str, path: &str, content_type: &str, body: Vec<u8>) -> Result<Bytes, ClientError> {
+        let mut request = hyper::Request::builder()
+            .method(method)
+            .uri(format!("{}{path}", self.base))
+            .header("accept", "application/json")
+            .header("content-type", content_type);
+        if let Some(fence) = self.fence {
+            request = request.header(FENCE_HEADER, fence.to_string());
+        }
+        let request = request
+            .body(Full::new(Bytes::from(body)))
+            .map_err(|e| ClientError::Transport(format!("bad request: {e}")))?;
+        let exchange = async {
+            let response = self.http.request(request).await.map_err(|e| ClientError::Transport(e.to_string()))?;
+            let code = response.status().as_u16();
+            let body = response.into_body().collect().await.map_err(|e| ClientError::Transport(e.to_string()))?;
+            Ok::<_, ClientError>((code, body.to_bytes()))
+        };
+        let (code, body) = tokio::time::timeout(self.timeout, exchange)
+            .await
+            .map_err(|_| ClientError::Transport(format!("{method} {path}: no answer in {:?}", self.timeout)))??;
+        if (200..300).contains(&code) {
+            return Ok(body);
+        }
+        let status: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+        let text = |field: &str| status.get(field).and_then(Value::as_str).unwrap_or("").to_string();
+        Err(ClientError::Status { code, reason: text("reason"), message: text("message") })
+    }
+
+    fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ClientError> {
+        serde_json::from_slice(bytes).map_err(|e| ClientError::Decode(e.to_string()))
+    }
+
+    fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, ClientError> {
+        serde_json::to_vec(value).map_err(|e| ClientError::Decode(e.to_string()))
+    }
+
+    pub async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, ClientError> {
+        Self::decode(&self.send("GET", path, "application/json", Vec::new()).await?)
+    }
+
+    /// Lists `path` (a collection, optionally with a query).
+    pub async fn list<T: DeserializeOwned>(&self, path: &str) -> Result<List<T>, ClientError> {
+        #[derive(Deserialize)]
+        struct Answer<T> {
+            items: Vec<T>,
+            metadata: ListMeta,
+        }
+        #[derive(Deserialize, Default)]
+        #[serde(rename_all = "camelCase", default)]
+        struct ListMeta {
+            resource_version: String,
+        }
+        let answer: Answer<T> = Self::decode(&self.send("GET", path, "application/json", Vec::new()).await?)?;
+        Ok(List { items: answer.items, resource_version: answer.metadata.resource_version })
+    }
+
+    pub async fn create<B: Serialize, T: DeserializeOwned>(&self, path: &str, body: &B) -> Result<T, ClientError> {
+        Self::decode(&self.send("POST", path, "application/json", Self::encode(body)?).await?)
+    }
+
+    /// A strategic merge patch (what kubectl sends by default).
+    pub async fn patch_strategic<T: DeserializeOwned>(&self, path: &str, patch: &Value) -> Result<T, ClientError> {
+        let body = Self::encode(patch)?;
+        Self::decode(&self.send("PATCH", path, "application/strategic-merge-patch+json", body).await?)
+    }
+
+    /// Watches `path` from `resource_version`: each item is one event, in order; the stream ends
+    /// when the server closes it.
+    pub async fn watch(
+        &self,
+        path: &str,
+        resource_version: &str,
+    ) -> Result<impl Stream<Item = Result<WatchEvent, ClientError>>, ClientError> {
+        let sep = if path.contains('?') { '&' } else { '?' };
+        let uri =
+            format!("{}{path}{sep}watch=true&resourceVersion={resource_version}&allowWatchBookmarks=true", self.base);
+        let mut request = hyper::Request::builder().method("GET").uri(uri).header("accept", "application/json");
+        if let Some(fence) = self.fence {
+            request = request.header(FENCE_HEADER, fence.to_string());
+        }
+        let request =
+            request.body(Full::new(Bytes::new())).map_err(|e| ClientError::Transport(format!("bad request: {e}")))?;
+        let response = tokio::time::timeout(self.timeout, self.http.request(request))
+            .await
+            .map_err(|_| ClientError::Transport(format!("watch {path}: no answer")))?
+            .map_err(|e| ClientError::Transport(e.to_string()))?;
+        let code = response.status().as_u16();
+        if code != 200 {
+            return Err(ClientError::Status { code, reason: String::new(), message: format!("watch {path}") });
+        }
+        let body = response.into_body();
+        Ok(futures::stream::unfold((body, Vec::<u8>::new()), |(mut body, mut buf)| async move {
+            loop {
+                if let Some(end) = buf.iter().position(|b| *b == b'\n') {
+                    let line: Vec<u8> = buf.drain(..=end).collect();
+                    if line.iter().all(u8::is_ascii_whitespace) {
+                        continue;
+                    }
+                    return Some((Self::decode::<WatchEvent>(&line), (body, buf)));
+                }
+                match body.frame().await {
+                    Some(Ok(frame)) => {
+                        if let Ok(data) = frame.into_data() {
+                            buf.extend_from_slice(&data);
+                        }
+                    }
+                    Some(Err(e)) => return Some((Err(ClientError::Transport(e.to_string())), (body, Vec::new()))),
+                    None => return None,
+                }
+            }
+        }))
+    }
+}

@@ -1,0 +1,137 @@
+//! The scheduler in real `skiff server` processes, with simulated nodes (Node objects whose
+//! status the test writes; no containers): pods are bound where they fit, a pod that fits nowhere
+//! gets upstream's `FailedScheduling` message and is bound once a node that fits appears, and
+//! scheduling goes on after the leader is killed, with no pod bound twice.
+
+use std::time::Duration;
+use std::time::Instant;
+
+use serde_json::json;
+use serde_json::Value;
+use skiff_client::Client;
+use skiff_testkit::cluster::skiff_binary;
+use skiff_testkit::ClusterOptions;
+use skiff_testkit::ProcessCluster;
+
+async fn eventually<T, F, Fut>(what: &str, timeout: Duration, mut f: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = f().await {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn add_node(api: &Client, name: &str, cpu: &str) {
+    let node = json!({"apiVersion": "v1", "kind": "Node", "metadata": {"name": name, "labels": {"kubernetes.io/hostname": name}}});
+    let _: Value = api.create("/api/v1/nodes", &node).await.expect("create node");
+    let status = json!({"status": {
+        "capacity": {"cpu": cpu, "memory": "8Gi", "pods": "110"},
+        "allocatable": {"cpu": cpu, "memory": "8Gi", "pods": "110"},
+        "conditions": [{"type": "Ready", "status": "True", "reason": "KubeletReady", "message": "simulated"}]}});
+    let _: Value = api.patch_strategic(&format!("/api/v1/nodes/{name}/status"), &status).await.expect("node status");
+}
+
+async fn add_pod(api: &Client, name: &str, cpu: &str) {
+    let pod = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name},
+        "spec": {"containers": [{"name": "app", "image": "registry.local/app:1", "resources": {"requests": {"cpu": cpu}}}]}});
+    let _: Value = api.create("/api/v1/namespaces/default/pods", &pod).await.expect("create pod");
+}
+
+async fn node_of(api: &Client, pod: &str) -> Option<String> {
+    let pod: Value = api.get(&format!("/api/v1/namespaces/default/pods/{pod}")).await.ok()?;
+    pod.pointer("/spec/nodeName").and_then(Value::as_str).map(str::to_string)
+}
+
+async fn events_for(api: &Client, pod: &str) -> Vec<Value> {
+    let path = format!("/api/v1/namespaces/default/events?fieldSelector=involvedObject.name%3D{pod}");
+    api.list::<Value>(&path).await.map(|l| l.items).unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn pods_are_bound_where_they_fit_and_scheduling_survives_a_leader_kill() {
+    let mut cluster = ProcessCluster::start(&skiff_binary(), ClusterOptions::default()).await.expect("cluster");
+    let leader = cluster.wait_leader(Duration::from_secs(20)).await.expect("leader");
+    let other = cluster.servers.iter().map(|s| s.id).find(|id| *id != leader).expect("a follower");
+    let api = Client::new(&cluster.server(other).expect("server").api_addr);
+    eventually("the default namespace", Duration::from_secs(20), || async {
+        api.get::<Value>("/api/v1/namespaces/default").await.ok()
+    })
+    .await;
+
+    add_node(&api, "n1", "2").await;
+    add_node(&api, "n2", "2").await;
+    add_pod(&api, "small", "500m").await;
+    let node = eventually("small to be bound", Duration::from_secs(10), || node_of(&api, "small")).await;
+    assert!(node == "n1" || node == "n2", "bound to {node}");
+    let pod: Value = api.get("/api/v1/namespaces/default/pods/small").await.expect("pod");
+    let conditions = pod.pointer("/status/conditions").cloned().unwrap_or_default();
+    assert!(conditions.to_string().contains("\"PodScheduled\""), "{conditions}");
+    let events = eventually("the Scheduled event", Duration::from_secs(10), || async {
+        let events = events_for(&api, "small").await;
+        events.iter().any(|e| e["reason"] == "Scheduled").then_some(events)
+    })
+    .await;
+    let scheduled = events.iter().find(|e| e["reason"] == "Scheduled").expect("present");
+    assert_eq!(scheduled["message"], format!("Successfully assigned default/small to {node}"));
+
+    // A pod that fits nowhere is explained the way upstream explains it, once.
+    add_pod(&api, "huge", "100").await;
+    let failed = eventually("the FailedScheduling event", Duration::from_secs(10), || async {
+        events_for(&api, "huge").await.into_iter().find(|e| e["reason"] == "FailedScheduling")
+    })
+    .await;
+    assert_eq!(failed["message"], "0/2 nodes are available: 2 Insufficient cpu.");
+    assert_eq!(failed["type"], "Warning");
+    let pod: Value = api.get("/api/v1/namespaces/default/pods/huge").await.expect("pod");
+    let unschedulable = pod["status"]["conditions"]
+        .as_array()
+        .and_then(|c| c.iter().find(|c| c["type"] == "PodScheduled").cloned())
+        .expect("a PodScheduled condition");
+    assert_eq!(
+        (unschedulable["status"].as_str(), unschedulable["reason"].as_str()),
+        (Some("False"), Some("Unschedulable"))
+    );
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let repeats = events_for(&api, "huge").await.iter().filter(|e| e["reason"] == "FailedScheduling").count();
+    assert_eq!(repeats, 1, "the same reason is announced once, not on every pass");
+    assert_eq!(node_of(&api, "huge").await, None);
+
+    // When a node that fits appears, the waiting pod goes there.
+    add_node(&api, "big", "128").await;
+    let node = eventually("huge to be bound", Duration::from_secs(10), || node_of(&api, "huge")).await;
+    assert_eq!(node, "big");
+
+    // The leader dies; the next leader's scheduler takes over.
+    let killed_at = Instant::now();
+    cluster.kill(leader).expect("kill the leader");
+    add_pod_retrying(&api, "after-kill").await;
+    eventually("after-kill to be bound", Duration::from_secs(15), || node_of(&api, "after-kill")).await;
+    println!("kill of the leader to the next binding: {} ms", killed_at.elapsed().as_millis());
+
+    // No pod was bound twice: one Scheduled event each.
+    for pod in ["small", "huge", "after-kill"] {
+        let scheduled = events_for(&api, pod).await.iter().filter(|e| e["reason"] == "Scheduled").count();
+        assert_eq!(scheduled, 1, "{pod} was bound {scheduled} times");
+    }
+}
+
+/// Creates a pod while the cluster may be electing a leader.
+async fn add_pod_retrying(api: &Client, name: &str) {
+    let pod = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name},
+        "spec": {"containers": [{"name": "app", "image": "registry.local/app:1", "resources": {"requests": {"cpu": "100m"}}}]}});
+    eventually("the pod create to be accepted", Duration::from_secs(15), || async {
+        match api.create::<_, Value>("/api/v1/namespaces/default/pods", &pod).await {
+            Ok(_) => Some(()),
+            Err(e) if e.to_string().contains("AlreadyExists") => Some(()),
+            Err(_) => None,
+        }
+    })
+    .await;
+}
