@@ -128,7 +128,7 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         skiff_scheduler::runner::Runner {
             client: skiff_client::Client::new(&local_api.to_string()),
             leadership: node.clone(),
-            interval: std::time::Duration::from_millis(100),
+            retry: std::time::Duration::from_millis(500),
         }
         .run(),
     );

@@ -6,6 +6,9 @@
 //! request: the store then refuses its writes once the leadership that token names has ended
 //! (`docs/fencing.md`).
 
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::Mutex;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -18,6 +21,7 @@ use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde::Serialize;
 use serde_json::Value;
+use tokio::sync::Notify;
 
 /// The header that carries a fencing token (the API server's `FENCE_HEADER`).
 pub const FENCE_HEADER: &str = "x-skiff-fence";
@@ -196,5 +200,109 @@ impl Client {
                 }
             }
         }))
+    }
+}
+
+/// A local copy of one collection, kept current by a list and then a watch, relisting whenever
+/// the watch ends or reports an error (what client-go calls a reflector). Readers take a
+/// snapshot; [`Reflector::changed`] wakes them when something arrived.
+pub struct Reflector<T> {
+    items: Arc<Mutex<BTreeMap<String, T>>>,
+    changed: Arc<Notify>,
+    synced: Arc<std::sync::atomic::AtomicBool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl<T: DeserializeOwned + Clone + Send + 'static> Reflector<T> {
+    /// Starts reflecting the collection at `path` (e.g. `/api/v1/pods`).
+    pub fn start(client: Client, path: &str) -> Self {
+        let items: Arc<Mutex<BTreeMap<String, T>>> = Arc::new(Mutex::new(BTreeMap::new()));
+        let changed = Arc::new(Notify::new());
+        let synced = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let task = tokio::spawn(reflect(client, path.to_string(), items.clone(), changed.clone(), synced.clone()));
+        Self { items, changed, synced, task }
+    }
+
+    /// Whether the first list has arrived (before that, the snapshot is empty, not "nothing").
+    pub fn synced(&self) -> bool {
+        self.synced.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// The objects as last seen, in key order (`namespace/name`).
+    pub fn snapshot(&self) -> Vec<T> {
+        self.items.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).values().cloned().collect()
+    }
+
+    /// Waits until something changed since the last call (a change before the call counts).
+    pub async fn changed(&self) {
+        self.changed.notified().await;
+    }
+}
+
+impl<T> Drop for Reflector<T> {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+fn key_of(obj: &Value) -> String {
+    let meta = &obj["metadata"];
+    format!("{}/{}", meta["namespace"].as_str().unwrap_or(""), meta["name"].as_str().unwrap_or(""))
+}
+
+async fn reflect<T: DeserializeOwned>(
+    client: Client,
+    path: String,
+    items: Arc<Mutex<BTreeMap<String, T>>>,
+    changed: Arc<Notify>,
+    synced: Arc<std::sync::atomic::AtomicBool>,
+) {
+    use futures::StreamExt;
+    loop {
+        let list = match client.list::<Value>(&path).await {
+            Ok(list) => list,
+            Err(e) => {
+                tracing::debug!(%path, "list for the cache: {e}");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                continue;
+            }
+        };
+        let fresh: BTreeMap<String, T> = list
+            .items
+            .into_iter()
+            .filter_map(|obj| {
+                let key = key_of(&obj);
+                serde_json::from_value(obj).ok().map(|typed| (key, typed))
+            })
+            .collect();
+        *items.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = fresh;
+        synced.store(true, std::sync::atomic::Ordering::Release);
+        changed.notify_one();
+        let stream = match client.watch(&path, &list.resource_version).await {
+            Ok(stream) => stream,
+            Err(e) => {
+                tracing::debug!(%path, "watch for the cache: {e}");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                continue;
+            }
+        };
+        let mut stream = std::pin::pin!(stream);
+        while let Some(event) = stream.next().await {
+            let Ok(event) = event else { break };
+            let key = key_of(&event.object);
+            match event.kind.as_str() {
+                "ADDED" | "MODIFIED" => {
+                    let Ok(typed) = serde_json::from_value(event.object) else { continue };
+                    items.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).insert(key, typed);
+                }
+                "DELETED" => {
+                    items.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).remove(&key);
+                }
+                "BOOKMARK" => continue,
+                // ERROR (e.g. 410 Gone): start over from a fresh list.
+                _ => break,
+            }
+            changed.notify_one();
+        }
     }
 }

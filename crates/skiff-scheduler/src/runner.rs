@@ -7,10 +7,11 @@
 //! store for the token again; a pass with a token that has ended fails its writes with 409 and
 //! the next pass finds no token.
 //!
-//! Each pass lists nodes and pods from the server's local state (`resourceVersion=0`), so a pod
-//! left unschedulable is retried whenever anything changes, at most once per `interval`. A pod's
-//! `FailedScheduling` event and `PodScheduled=False` condition are written once per distinct
-//! message, not on every pass.
+//! Nodes and pods come from caches kept by list and watch ([`skiff_client::Reflector`]) on
+//! every server, so a pass reads no more than what changed since the last list. A pass runs
+//! when either cache changes, and at least every `retry` otherwise, so a pod left unschedulable
+//! is looked at again when anything changes and periodically. A pod's `FailedScheduling` event
+//! and `PodScheduled=False` condition are written once per distinct message, not on every pass.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -22,6 +23,7 @@ use serde_json::json;
 use serde_json::Value;
 use skiff_client::Client;
 use skiff_client::ClientError;
+use skiff_client::Reflector;
 use skiff_store::Store;
 
 use crate::schedule;
@@ -35,29 +37,63 @@ pub const SCHEDULER_NAMES: &[&str] = &["default-scheduler", "skiff"];
 pub struct Runner {
     pub client: Client,
     pub leadership: Arc<dyn Store>,
-    pub interval: Duration,
+    /// The longest wait between passes when nothing changes (leadership is checked as often).
+    pub retry: Duration,
 }
 
 impl Runner {
-    /// Runs until the task is dropped.
+    /// Runs until the task is dropped: waits for leadership, schedules while it lasts.
     pub async fn run(self) {
+        loop {
+            if let Ok(Some(term)) = self.leadership.fence_token().await {
+                self.lead(term).await;
+            }
+            tokio::time::sleep(LEADERSHIP_POLL).await;
+        }
+    }
+
+    /// Schedules while the leadership of `term` lasts. The caches exist only here, so followers
+    /// pay nothing for them; pods are not watched while there is no node to put them on.
+    async fn lead(&self, term: u64) {
+        tracing::info!(term, "scheduler active");
+        let client = self.client.fenced(term);
+        let nodes = Reflector::<Node>::start(self.client.clone(), "/api/v1/nodes");
+        let mut pods: Option<Reflector<Pod>> = None;
         let mut announced: HashMap<String, String> = HashMap::new();
         loop {
-            tokio::time::sleep(self.interval).await;
-            let term = match self.leadership.fence_token().await {
-                Ok(Some(term)) => term,
-                _ => {
-                    announced.clear();
-                    continue;
-                }
-            };
-            let client = self.client.fenced(term);
-            if let Err(e) = pass(&client, &mut announced).await {
+            match &pods {
+                Some(pods) => tokio::select! {
+                    _ = nodes.changed() => {}
+                    _ = pods.changed() => {}
+                    _ = tokio::time::sleep(self.retry) => {}
+                },
+                None => tokio::select! {
+                    _ = nodes.changed() => {}
+                    _ = tokio::time::sleep(LEADERSHIP_POLL) => {}
+                },
+            }
+            if self.leadership.fence_token().await.ok().flatten() != Some(term) {
+                tracing::info!(term, "scheduler stopped: the leadership ended");
+                return;
+            }
+            let node_list = nodes.snapshot();
+            if node_list.is_empty() {
+                continue;
+            }
+            let pods = pods.get_or_insert_with(|| Reflector::start(self.client.clone(), "/api/v1/pods"));
+            if !nodes.synced() || !pods.synced() {
+                continue;
+            }
+            let snapshot = Snapshot { nodes: node_list, pods: pods.snapshot() };
+            if let Err(e) = pass(&client, snapshot, &mut announced).await {
                 tracing::debug!(term, "scheduling pass: {e}");
             }
         }
     }
 }
+
+/// How often a server that does not lead checks whether it does now.
+const LEADERSHIP_POLL: Duration = Duration::from_millis(50);
 
 fn waiting(pod: &Pod) -> bool {
     let Some(spec) = &pod.spec else { return false };
@@ -69,10 +105,12 @@ fn waiting(pod: &Pod) -> bool {
 }
 
 /// One look at the cluster: every waiting pod, oldest first, is bound or explained.
-async fn pass(client: &Client, announced: &mut HashMap<String, String>) -> Result<(), ClientError> {
-    let nodes = client.list::<Node>("/api/v1/nodes?resourceVersion=0").await?.items;
-    let pods = client.list::<Pod>("/api/v1/pods?resourceVersion=0").await?.items;
-    let mut pending: Vec<Pod> = pods.iter().filter(|p| waiting(p)).cloned().collect();
+async fn pass(
+    client: &Client,
+    mut snapshot: Snapshot,
+    announced: &mut HashMap<String, String>,
+) -> Result<(), ClientError> {
+    let mut pending: Vec<Pod> = snapshot.pods.iter().filter(|p| waiting(p)).cloned().collect();
     if pending.is_empty() {
         return Ok(());
     }
@@ -80,7 +118,6 @@ async fn pass(client: &Client, announced: &mut HashMap<String, String>) -> Resul
         (a.metadata.creation_timestamp.as_ref().map(|t| t.0), &a.metadata.name)
             .cmp(&(b.metadata.creation_timestamp.as_ref().map(|t| t.0), &b.metadata.name))
     });
-    let mut snapshot = Snapshot { nodes, pods };
     for pod in pending {
         let (Some(ns), Some(name)) = (pod.metadata.namespace.clone(), pod.metadata.name.clone()) else { continue };
         let uid = pod.metadata.uid.clone().unwrap_or_default();
