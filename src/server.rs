@@ -124,6 +124,11 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         true => SocketAddr::new(std::net::Ipv4Addr::LOCALHOST.into(), args.api_listen.port()),
         false => args.api_listen,
     };
+    let controllers = tokio::spawn(skiff_controllers::serviceaccounts::run(
+        skiff_client::Client::new(&local_api.to_string()),
+        node.clone(),
+        std::time::Duration::from_secs(5),
+    ));
     let scheduler = tokio::spawn(
         skiff_scheduler::runner::Runner {
             client: skiff_client::Client::new(&local_api.to_string()),
@@ -148,6 +153,7 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
     http.abort();
     background.abort();
     scheduler.abort();
+    controllers.abort();
     let _ = tokio::time::timeout(Duration::from_secs(5), node.shutdown()).await;
     result
 }

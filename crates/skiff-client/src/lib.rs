@@ -83,6 +83,11 @@ impl Client {
         Self { base: format!("http://{addr}"), http, fence: None, timeout: Duration::from_secs(10) }
     }
 
+    /// The `host:port` this client talks to.
+    pub fn addr(&self) -> &str {
+        self.base.trim_start_matches("http://")
+    }
+
     /// This client with every request carrying `fence` (a leadership's fencing token).
     pub fn fenced(&self, fence: u64) -> Self {
         Self { fence: Some(fence), ..self.clone() }

@@ -44,12 +44,8 @@ pub struct Runner {
 impl Runner {
     /// Runs until the task is dropped: waits for leadership, schedules while it lasts.
     pub async fn run(self) {
-        loop {
-            if let Ok(Some(term)) = self.leadership.fence_token().await {
-                self.lead(term).await;
-            }
-            tokio::time::sleep(LEADERSHIP_POLL).await;
-        }
+        let leadership = self.leadership.clone();
+        skiff_store::leadership::run_while_leading(leadership, LEADERSHIP_POLL, |term| self.lead(term)).await;
     }
 
     /// Schedules while the leadership of `term` lasts. The caches exist only here, so followers
@@ -71,10 +67,6 @@ impl Runner {
                     _ = nodes.changed() => {}
                     _ = tokio::time::sleep(LEADERSHIP_POLL) => {}
                 },
-            }
-            if self.leadership.fence_token().await.ok().flatten() != Some(term) {
-                tracing::info!(term, "scheduler stopped: the leadership ended");
-                return;
             }
             let node_list = nodes.snapshot();
             if node_list.is_empty() {

@@ -9,6 +9,7 @@
 pub mod conformance;
 mod error;
 mod fenced;
+pub mod leadership;
 mod mem;
 mod types;
 mod window;
