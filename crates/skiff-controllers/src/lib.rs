@@ -1,9 +1,24 @@
-//! skiff's controllers. Each is a pure reconcile function (what should exist, given what does)
-//! tested without a cluster, plus a loop that runs only while this server leads, keeps caches of
-//! what it reads by list and watch, and writes through the API with the leadership's fencing
+//! skiff's controllers. Each is a pure reconcile function — what should be written, given a
+//! [`Snapshot`] of the cluster — tested without a cluster, and one manager
+//! ([`manager`]) runs them all only while this server leads: it keeps list+watch caches, builds
+//! snapshots, and carries out the [`Action`]s through the API with the leadership's fencing
 //! token (`docs/fencing.md`).
-//!
-//! Today: the ServiceAccount controller. The others of issue 6 (ReplicaSet, Deployment, node
-//! lifecycle, garbage collector, namespace, endpoints, IPAM, pod GC) follow the same shape.
 
+pub mod action;
+pub mod deployment;
+pub mod endpoints;
+pub mod gc;
+pub mod ipam;
+pub mod nodelifecycle;
+pub mod podgc;
+pub mod replicaset;
 pub mod serviceaccounts;
+pub mod snapshot;
+
+pub use action::Action;
+pub use action::EventType;
+pub use snapshot::Config;
+pub use snapshot::Snapshot;
+
+/// A controller: the writes it wants, given the cluster now.
+pub type Reconcile = fn(&Snapshot, &Config) -> Vec<Action>;
