@@ -16,8 +16,14 @@ pub enum Action {
     MergePatch { path: String, patch: Value },
     /// DELETE the object at `path`, only if it still has `uid` (a precondition: a newer object
     /// of the same name is never deleted by mistake), with `propagationPolicy` if given
-    /// (`Background`, `Foreground`, `Orphan`).
-    Delete { path: String, uid: Option<String>, propagation: Option<&'static str> },
+    /// (`Background`, `Foreground`, `Orphan`) and `gracePeriodSeconds` if given (0 removes a
+    /// pod at once, for pods whose node will never finish their deletion).
+    Delete { path: String, uid: Option<String>, propagation: Option<&'static str>, grace: Option<i64> },
+    /// Carries out `action` only if a fresh read from the API (not the caches) finds, for every
+    /// `(path, uid)` in `absent`, no object at `path` with that uid. For decisions that a lagging
+    /// cache must not trigger, such as collecting a dependent whose owner the cache does not
+    /// show (yet).
+    Verified { absent: Vec<(String, String)>, action: Box<Action> },
     /// Records a core/v1 Event about `regarding` (an ObjectReference: apiVersion, kind,
     /// namespace, name, uid), as `component` (e.g. `replicaset-controller`).
     Event { regarding: Value, component: &'static str, kind: EventType, reason: String, message: String },
@@ -66,6 +72,7 @@ impl Action {
         match self {
             Action::Create { collection, .. } => collection.clone(),
             Action::MergePatch { path, .. } | Action::Delete { path, .. } => path.clone(),
+            Action::Verified { action, .. } => action.target(),
             Action::Event { regarding, .. } => {
                 let ns = regarding["namespace"].as_str().filter(|ns| !ns.is_empty()).unwrap_or("default");
                 path::core("events", Some(ns), None)
