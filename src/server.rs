@@ -50,6 +50,38 @@ pub struct ServerArgs {
     /// The range of Service node ports, `MIN-MAX`.
     #[arg(long, default_value = "30000-32767")]
     pub service_node_port_range: String,
+    /// The range each node's podCIDR is carved from (empty: no node IPAM).
+    #[arg(long, default_value = "10.244.0.0/16")]
+    pub cluster_cidr: String,
+    /// The prefix length of each node's podCIDR.
+    #[arg(long, default_value_t = 24)]
+    pub node_cidr_mask_size: u8,
+    /// Seconds a node may go without a heartbeat (Lease renewal or status) before it is marked
+    /// Unknown and tainted unreachable. Upstream's default is 40.
+    #[arg(long, default_value_t = 40)]
+    pub node_monitor_grace_period: u64,
+    /// Seconds a pod that does not say otherwise stays on a not-ready or unreachable node
+    /// before it is evicted (upstream's default tolerationSeconds, 300).
+    #[arg(long, default_value_t = 300)]
+    pub default_toleration_seconds: u64,
+    /// Terminated pods kept before the oldest are deleted.
+    #[arg(long, default_value_t = 12_500)]
+    pub terminated_pod_gc_threshold: usize,
+}
+
+impl ServerArgs {
+    fn controller_settings(&self) -> skiff_controllers::manager::Settings {
+        skiff_controllers::manager::Settings {
+            config: skiff_controllers::Config {
+                node_monitor_grace: Duration::from_secs(self.node_monitor_grace_period),
+                default_toleration: Duration::from_secs(self.default_toleration_seconds),
+                cluster_cidr: Some(self.cluster_cidr.clone()).filter(|c| !c.is_empty()),
+                node_cidr_mask: self.node_cidr_mask_size,
+                terminated_pod_threshold: self.terminated_pod_gc_threshold,
+            },
+            ..Default::default()
+        }
+    }
 }
 
 /// Parses `1=host:port,2=host:port`.
@@ -124,10 +156,10 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         true => SocketAddr::new(std::net::Ipv4Addr::LOCALHOST.into(), args.api_listen.port()),
         false => args.api_listen,
     };
-    let controllers = tokio::spawn(skiff_controllers::serviceaccounts::run(
+    let controllers = tokio::spawn(skiff_controllers::manager::run(
         skiff_client::Client::new(&local_api.to_string()),
         node.clone(),
-        std::time::Duration::from_secs(5),
+        args.controller_settings(),
     ));
     let scheduler = tokio::spawn(
         skiff_scheduler::runner::Runner {

@@ -9,6 +9,11 @@ use skiff_client::Client;
 use skiff_testkit::cluster::skiff_binary;
 use skiff_testkit::ClusterOptions;
 use skiff_testkit::ProcessCluster;
+use support::eventually;
+use support::Kubectl;
+use support::SimNodes;
+
+mod support;
 
 async fn wait_for_account(api: &Client, ns: &str, timeout: Duration) -> Value {
     let deadline = Instant::now() + timeout;
@@ -61,4 +66,314 @@ async fn delete(api: &Client, path: &str) {
     let addr = api.addr().to_string();
     let (code, body) = skiff_testkit::cluster::http_request(&addr, "DELETE", path, None, b"").await.expect("an answer");
     assert_eq!(code, 200, "{body}");
+}
+
+/// Pods of `namespace` with `selector` that count towards replicas (not finished, not deleting).
+async fn active_pods(api: &Client, namespace: &str, selector: &str) -> Vec<Value> {
+    let path = format!("/api/v1/namespaces/{namespace}/pods?labelSelector={selector}");
+    let pods = api.list::<Value>(&path).await.map(|l| l.items).unwrap_or_default();
+    pods.into_iter()
+        .filter(|p| p.pointer("/metadata/deletionTimestamp").is_none())
+        .filter(|p| !matches!(p.pointer("/status/phase").and_then(Value::as_str), Some("Succeeded" | "Failed")))
+        .collect()
+}
+
+async fn replica_sets(api: &Client, selector: &str) -> Vec<Value> {
+    let path = format!("/apis/apps/v1/namespaces/default/replicasets?labelSelector={selector}");
+    api.list::<Value>(&path).await.map(|l| l.items).unwrap_or_default()
+}
+
+fn str_at<'a>(v: &'a Value, pointer: &str) -> &'a str {
+    v.pointer(pointer).and_then(Value::as_str).unwrap_or("")
+}
+
+fn cluster_options() -> ClusterOptions {
+    ClusterOptions {
+        // Short node grace and toleration so a silent node is noticed and emptied within seconds.
+        extra_args: ["--node-monitor-grace-period", "3", "--default-toleration-seconds", "2"]
+            .map(String::from)
+            .to_vec(),
+        ..ClusterOptions::default()
+    }
+}
+
+/// The controllers end to end with simulated nodes and the real kubectl: IPAM, a deployment's
+/// rollout, image update, rollback and scale (`kubectl rollout status` as the judge), endpoints
+/// and slices for a Service, a node that goes silent (Unknown, tainted, its pods evicted and
+/// replaced, then force-removed with the node), and the garbage collector's three cascades.
+#[tokio::test(flavor = "multi_thread")]
+async fn deployments_services_nodes_and_cascades_with_the_real_kubectl() {
+    let cluster = ProcessCluster::start(&skiff_binary(), cluster_options()).await.expect("cluster");
+    cluster.wait_leader(Duration::from_secs(20)).await.expect("leader");
+    let clients: Vec<Client> = cluster.servers.iter().map(|s| Client::new(&s.api_addr)).collect();
+    let nodes = SimNodes::start(clients.clone());
+    let api = nodes.any().await;
+    for name in ["n1", "n2", "n3"] {
+        nodes.add(name, "8").await;
+    }
+    let k = Kubectl::new(cluster.dir(), api.addr());
+
+    // Node IPAM: a distinct /24 of the cluster CIDR each.
+    let cidrs = eventually("a podCIDR on every node", Duration::from_secs(15), || async {
+        let nodes = api.list::<Value>("/api/v1/nodes").await.ok()?.items;
+        let cidrs: Vec<String> = nodes.iter().map(|n| str_at(n, "/spec/podCIDR").to_string()).collect();
+        cidrs.iter().all(|c| !c.is_empty()).then_some(cidrs)
+    })
+    .await;
+    let distinct: std::collections::BTreeSet<&String> = cidrs.iter().collect();
+    assert_eq!(distinct.len(), 3, "{cidrs:?}");
+    assert!(cidrs.iter().all(|c| c.starts_with("10.244.") && c.ends_with("/24")), "{cidrs:?}");
+
+    // A deployment rolls out: one ReplicaSet, three pods, all bound.
+    support::assert_has(&k.ok(&["create", "deployment", "web", "--image=nginx:1.27", "--replicas=3"]), "created");
+    let rolled = k.ok(&["rollout", "status", "deployment/web", "--timeout=60s"]);
+    support::assert_has(&rolled, "successfully rolled out");
+    let pods = active_pods(&api, "default", "app%3Dweb").await;
+    assert_eq!(pods.len(), 3);
+    assert!(pods.iter().all(|p| !str_at(p, "/spec/nodeName").is_empty()), "all bound");
+    let sets = replica_sets(&api, "app%3Dweb").await;
+    assert_eq!(sets.len(), 1);
+    let first_rs = str_at(&sets[0], "/metadata/name").to_string();
+    let hash = str_at(&sets[0], "/metadata/labels/pod-template-hash").to_string();
+    assert_eq!(first_rs, format!("web-{hash}"));
+    assert!(pods.iter().all(|p| str_at(p, "/metadata/ownerReferences/0/name") == first_rs));
+
+    // A new image rolls out through a second ReplicaSet; undo brings back the first one.
+    k.ok(&["set", "image", "deployment/web", "nginx=nginx:1.28"]);
+    support::assert_has(&k.ok(&["rollout", "status", "deployment/web", "--timeout=60s"]), "successfully rolled out");
+    let pods = active_pods(&api, "default", "app%3Dweb").await;
+    assert_eq!(pods.len(), 3);
+    assert!(pods.iter().all(|p| str_at(p, "/spec/containers/0/image") == "nginx:1.28"), "{pods:?}");
+    assert_eq!(replica_sets(&api, "app%3Dweb").await.len(), 2);
+    let history = k.ok(&["rollout", "history", "deployment/web"]);
+    support::assert_has(&history, "1 ");
+    support::assert_has(&history, "2 ");
+    k.ok(&["rollout", "undo", "deployment/web"]);
+    support::assert_has(&k.ok(&["rollout", "status", "deployment/web", "--timeout=60s"]), "successfully rolled out");
+    let pods = active_pods(&api, "default", "app%3Dweb").await;
+    assert!(pods.iter().all(|p| str_at(p, "/spec/containers/0/image") == "nginx:1.27"), "{pods:?}");
+    assert!(pods.iter().all(|p| str_at(p, "/metadata/ownerReferences/0/name") == first_rs), "the first RS again");
+    let revision = k.ok(&["get", "rs", &first_rs, "-o", "jsonpath={.metadata.annotations.deployment\\.kubernetes\\.io/revision}"]);
+    assert_eq!(revision, "3");
+
+    // Scale, and a Service gets endpoints and a slice for every ready pod.
+    k.ok(&["scale", "deployment/web", "--replicas=5"]);
+    support::assert_has(&k.ok(&["rollout", "status", "deployment/web", "--timeout=60s"]), "successfully rolled out");
+    assert_eq!(active_pods(&api, "default", "app%3Dweb").await.len(), 5);
+    k.ok(&["expose", "deployment", "web", "--port=80"]);
+    eventually("five endpoint addresses", Duration::from_secs(15), || async {
+        let ep: Value = api.get("/api/v1/namespaces/default/endpoints/web").await.ok()?;
+        let n = ep.pointer("/subsets/0/addresses").and_then(Value::as_array).map_or(0, Vec::len);
+        (n == 5).then_some(())
+    })
+    .await;
+    let slices = eventually("an endpoint slice", Duration::from_secs(15), || async {
+        let path = "/apis/discovery.k8s.io/v1/namespaces/default/endpointslices?labelSelector=kubernetes.io%2Fservice-name%3Dweb";
+        let slices = api.list::<Value>(path).await.ok()?.items;
+        let n: usize = slices.iter().map(|s| s["endpoints"].as_array().map_or(0, Vec::len)).sum();
+        (n == 5).then_some(slices)
+    })
+    .await;
+    assert_eq!(str_at(&slices[0], "/metadata/ownerReferences/0/kind"), "Service");
+    support::assert_has(&k.ok(&["get", "endpoints", "web"]), ":80");
+
+    // A node goes silent: Unknown and tainted, its pods evicted and replaced elsewhere.
+    let on_n3 = active_pods(&api, "default", "app%3Dweb").await.iter().filter(|p| str_at(p, "/spec/nodeName") == "n3").count();
+    nodes.stop("n3");
+    let node = eventually("n3 to be unreachable", Duration::from_secs(20), || async {
+        let node: Value = api.get("/api/v1/nodes/n3").await.ok()?;
+        let taints = node.pointer("/spec/taints").map(Value::to_string).unwrap_or_default();
+        taints.contains("node.kubernetes.io/unreachable").then_some(node)
+    })
+    .await;
+    let ready = node["status"]["conditions"].as_array().and_then(|c| c.iter().find(|c| c["type"] == "Ready").cloned());
+    assert_eq!(ready.map(|c| c["status"].clone()), Some(json!("Unknown")));
+    eventually("the pods of n3 to be replaced", Duration::from_secs(30), || async {
+        let pods = active_pods(&api, "default", "app%3Dweb").await;
+        (pods.len() == 5 && pods.iter().all(|p| !matches!(str_at(p, "/spec/nodeName"), "" | "n3"))).then_some(())
+    })
+    .await;
+    println!("{on_n3} pods on the silent node were replaced");
+    k.ok(&["delete", "node", "n3"]);
+    eventually("the pods of the deleted node to be removed", Duration::from_secs(20), || async {
+        let pods = api.list::<Value>("/api/v1/namespaces/default/pods").await.ok()?.items;
+        pods.iter().all(|p| str_at(p, "/spec/nodeName") != "n3").then_some(())
+    })
+    .await;
+
+    // Cascades: background (kubectl's default), orphan, foreground.
+    let events = k.ok(&["get", "events", "--field-selector", "involvedObject.name=web"]);
+    support::assert_has(&events, "ScalingReplicaSet");
+    k.ok(&["delete", "deployment", "web"]);
+    eventually("the deployment's sets and pods to be collected", Duration::from_secs(30), || async {
+        let sets = replica_sets(&api, "app%3Dweb").await;
+        let pods = api.list::<Value>("/api/v1/namespaces/default/pods?labelSelector=app%3Dweb").await.ok()?.items;
+        (sets.is_empty() && pods.is_empty()).then_some(())
+    })
+    .await;
+
+    let solo = "apiVersion: apps/v1\nkind: ReplicaSet\nmetadata: {name: solo}\nspec:\n  replicas: 2\n  selector: {matchLabels: {app: solo}}\n  template:\n    metadata: {labels: {app: solo}}\n    spec: {containers: [{name: c, image: busybox}]}\n";
+    k.ok_stdin(&["apply", "-f", "-"], solo);
+    eventually("two solo pods", Duration::from_secs(15), || async {
+        (active_pods(&api, "default", "app%3Dsolo").await.len() == 2).then_some(())
+    })
+    .await;
+    k.ok(&["delete", "rs", "solo", "--cascade=orphan"]);
+    let orphans = eventually("the solo set gone, its pods orphaned", Duration::from_secs(20), || async {
+        if api.get::<Value>("/apis/apps/v1/namespaces/default/replicasets/solo").await.is_ok() {
+            return None;
+        }
+        let pods = active_pods(&api, "default", "app%3Dsolo").await;
+        pods.iter().all(|p| p.pointer("/metadata/ownerReferences/0").is_none()).then_some(pods)
+    })
+    .await;
+    assert_eq!(orphans.len(), 2, "orphaned pods stay");
+
+    k.ok(&["create", "deployment", "fg", "--image=busybox", "--replicas=2"]);
+    k.ok(&["rollout", "status", "deployment/fg", "--timeout=60s"]);
+    k.ok(&["delete", "deployment", "fg", "--cascade=foreground", "--wait=false"]);
+    eventually("the foreground deletion to finish", Duration::from_secs(30), || async {
+        let gone = api.get::<Value>("/apis/apps/v1/namespaces/default/deployments/fg").await.is_err();
+        let sets = replica_sets(&api, "app%3Dfg").await;
+        let pods = api.list::<Value>("/api/v1/namespaces/default/pods?labelSelector=app%3Dfg").await.ok()?.items;
+        (gone && sets.is_empty() && pods.is_empty()).then_some(())
+    })
+    .await;
+}
+
+async fn create_deployment(api: &Client, name: &str, replicas: i64) {
+    let deployment = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": name},
+        "spec": {"replicas": replicas, "selector": {"matchLabels": {"app": name}},
+            "template": {"metadata": {"labels": {"app": name}},
+                "spec": {"containers": [{"name": "c", "image": "registry.local/app:1",
+                    "resources": {"requests": {"cpu": "10m"}}}]}}}});
+    let _: Value = api.create("/apis/apps/v1/namespaces/default/deployments", &deployment).await.expect("deployment");
+}
+
+/// Scales the deployment through `api`, retrying while the cluster elects a leader.
+async fn scale(api: &Client, name: &str, replicas: i64) {
+    let path = format!("/apis/apps/v1/namespaces/default/deployments/{name}");
+    eventually("the scale to be accepted", Duration::from_secs(15), || async {
+        api.patch_merge::<Value>(&path, &json!({"spec": {"replicas": replicas}})).await.ok().map(|_| ())
+    })
+    .await;
+}
+
+/// The spec.replicas of the deployment's only ReplicaSet.
+async fn set_replicas(api: &Client, app: &str) -> Option<i64> {
+    let sets = replica_sets(api, &format!("app%3D{app}")).await;
+    sets.first()?.pointer("/spec/replicas")?.as_i64()
+}
+
+/// After the dust settles: every ReplicaSet has exactly its replicas of active pods, and no pod
+/// was bound twice (one `Scheduled` event each).
+async fn assert_converged(api: &Client, app: &str, replicas: usize) {
+    eventually("the deployment to converge", Duration::from_secs(30), || async {
+        let sets = replica_sets(api, &format!("app%3D{app}")).await;
+        let pods = active_pods(api, "default", &format!("app%3D{app}")).await;
+        let bound = pods.iter().filter(|p| !str_at(p, "/spec/nodeName").is_empty()).count();
+        let want: i64 = sets.iter().filter_map(|s| s.pointer("/spec/replicas").and_then(Value::as_i64)).sum();
+        (want == replicas as i64 && pods.len() == replicas && bound == replicas).then_some(())
+    })
+    .await;
+    for set in replica_sets(api, &format!("app%3D{app}")).await {
+        let uid = str_at(&set, "/metadata/uid");
+        let owned = active_pods(api, "default", &format!("app%3D{app}"))
+            .await
+            .iter()
+            .filter(|p| str_at(p, "/metadata/ownerReferences/0/uid") == uid)
+            .count();
+        assert_eq!(Some(owned as i64), set.pointer("/spec/replicas").and_then(Value::as_i64), "{set}");
+    }
+    let events = api.list::<Value>("/api/v1/namespaces/default/events").await.expect("events").items;
+    let mut bindings: std::collections::BTreeMap<String, usize> = Default::default();
+    for e in events.iter().filter(|e| e["reason"] == "Scheduled") {
+        *bindings.entry(str_at(e, "/involvedObject/uid").to_string()).or_default() += 1;
+    }
+    let twice: Vec<_> = bindings.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(twice.is_empty(), "pods bound more than once: {twice:?}");
+}
+
+/// Issue 6's failover measurement, controllers half: the leader is SIGKILLed `SKIFF_CTRL_KILLS`
+/// times (20 by default) while a deployment is scaled up by one after each kill. Reported: the
+/// time from the kill to the new leader's deployment controller scaling the ReplicaSet (its
+/// first action) and to the ReplicaSet controller's new pod. Afterwards every ReplicaSet has
+/// exactly its replicas and no pod was bound twice.
+#[tokio::test(flavor = "multi_thread")]
+async fn controllers_move_to_the_next_leader_after_each_kill() {
+    let kills: i64 = std::env::var("SKIFF_CTRL_KILLS").ok().and_then(|v| v.parse().ok()).unwrap_or(20);
+    let mut cluster = ProcessCluster::start(&skiff_binary(), ClusterOptions::default()).await.expect("cluster");
+    cluster.wait_leader(Duration::from_secs(20)).await.expect("leader");
+    let clients: Vec<(u64, Client)> = cluster.servers.iter().map(|s| (s.id, Client::new(&s.api_addr))).collect();
+    let nodes = SimNodes::start(clients.iter().map(|(_, c)| c.clone()).collect());
+    nodes.add("n1", "64").await;
+    nodes.add("n2", "64").await;
+    let api = nodes.any().await;
+    create_deployment(&api, "scaled", 1).await;
+    assert_converged(&api, "scaled", 1).await;
+
+    let (mut to_scale, mut to_pod) = (Vec::new(), Vec::new());
+    for round in 0..kills {
+        let leader = cluster.wait_leader(Duration::from_secs(30)).await.expect("leader");
+        let (_, api) = clients.iter().find(|(id, _)| *id != leader).expect("a survivor");
+        let replicas = round + 2;
+        let killed_at = Instant::now();
+        cluster.kill(leader).expect("kill the leader");
+        scale(api, "scaled", replicas).await;
+        eventually("the ReplicaSet to be scaled", Duration::from_secs(15), || async {
+            (set_replicas(api, "scaled").await == Some(replicas)).then_some(())
+        })
+        .await;
+        to_scale.push(killed_at.elapsed());
+        eventually("the new pod", Duration::from_secs(15), || async {
+            (active_pods(api, "default", "app%3Dscaled").await.len() as i64 == replicas).then_some(())
+        })
+        .await;
+        to_pod.push(killed_at.elapsed());
+        cluster.start_server(leader).expect("restart");
+        cluster.wait_ready(Duration::from_secs(30)).await.expect("restarted server ready");
+    }
+    for (what, took) in [("ReplicaSet scaled", &mut to_scale), ("pod created", &mut to_pod)] {
+        took.sort();
+        let pick = |p: f64| took[((took.len() as f64 - 1.0) * p).round() as usize];
+        println!(
+            "controllers failover over {kills} leader kills, kill to {what}: p50 {} ms, p99 {} ms, max {} ms",
+            pick(0.5).as_millis(),
+            pick(0.99).as_millis(),
+            took.last().map(Duration::as_millis).unwrap_or_default()
+        );
+    }
+    let api = nodes.any().await;
+    assert_converged(&api, "scaled", kills as usize + 1).await;
+}
+
+/// Issue 6's fencing scenario, controllers half: the leader is SIGSTOPped; the deployment is
+/// scaled down and the new leader's controllers delete the surplus; the old leader resumes with
+/// caches that still show the old replicas. Whatever it tries is fenced: the pod count stays
+/// exactly what the deployment asks.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_paused_leaders_controllers_change_nothing_after_it_resumes() {
+    let mut cluster = ProcessCluster::start(&skiff_binary(), ClusterOptions::default()).await.expect("cluster");
+    let old = cluster.wait_leader(Duration::from_secs(20)).await.expect("leader");
+    let survivors: Vec<Client> =
+        cluster.servers.iter().filter(|s| s.id != old).map(|s| Client::new(&s.api_addr)).collect();
+    let nodes = SimNodes::start(survivors);
+    nodes.add("n1", "64").await;
+    nodes.add("n2", "64").await;
+    let api = nodes.any().await;
+    create_deployment(&api, "fenced", 6).await;
+    assert_converged(&api, "fenced", 6).await;
+
+    cluster.signal(old, "-STOP").expect("SIGSTOP");
+    scale(&api, "fenced", 2).await;
+    assert_converged(&api, "fenced", 2).await;
+    let before: Vec<String> =
+        active_pods(&api, "default", "app%3Dfenced").await.iter().map(|p| str_at(p, "/metadata/uid").to_string()).collect();
+    cluster.signal(old, "-CONT").expect("SIGCONT");
+    // Give the resumed server time to act on what it saw before the pause.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let after: Vec<String> =
+        active_pods(&api, "default", "app%3Dfenced").await.iter().map(|p| str_at(p, "/metadata/uid").to_string()).collect();
+    assert_eq!(before, after, "the resumed leader changed the pods");
+    assert_converged(&api, "fenced", 2).await;
 }

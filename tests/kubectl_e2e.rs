@@ -2,8 +2,6 @@
 //! against a real 3-server cluster. The first half runs with all servers up; then the Raft
 //! leader is SIGKILLed and the second half runs against a surviving server.
 
-use std::path::Path;
-use std::path::PathBuf;
 use std::process::Command;
 use std::process::Stdio;
 use std::time::Duration;
@@ -13,81 +11,10 @@ use skiff_testkit::cluster::http_request_with;
 use skiff_testkit::cluster::skiff_binary;
 use skiff_testkit::ClusterOptions;
 use skiff_testkit::ProcessCluster;
+use support::assert_has;
+use support::Kubectl;
 
-struct Kubectl {
-    kubeconfig: PathBuf,
-    cache: PathBuf,
-}
-
-/// What a kubectl run printed.
-struct Out {
-    ok: bool,
-    stdout: String,
-    stderr: String,
-}
-
-impl Kubectl {
-    fn new(dir: &Path, api_addr: &str) -> Self {
-        let kubeconfig = dir.join(format!("kubeconfig-{}", api_addr.replace([':', '.'], "-")));
-        let text = format!(
-            "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: http://{api_addr}\ncontexts:\n- name: c\n  context:\n    cluster: c\n    user: u\ncurrent-context: c\nusers:\n- name: u\n  user: {{}}\n"
-        );
-        std::fs::write(&kubeconfig, text).expect("write kubeconfig");
-        Self { kubeconfig, cache: dir.join("kube-cache") }
-    }
-
-    fn run_with_stdin(&self, args: &[&str], stdin: Option<&str>) -> Out {
-        let mut cmd = Command::new("/usr/bin/kubectl");
-        cmd.arg("--kubeconfig").arg(&self.kubeconfig).arg("--cache-dir").arg(&self.cache).args(args);
-        cmd.stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() });
-        cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
-        let mut child = cmd.spawn().expect("run kubectl");
-        if let (Some(input), Some(mut pipe)) = (stdin, child.stdin.take()) {
-            use std::io::Write;
-            pipe.write_all(input.as_bytes()).expect("write stdin");
-        }
-        let out = child.wait_with_output().expect("kubectl output");
-        Out {
-            ok: out.status.success(),
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        }
-    }
-
-    fn run(&self, args: &[&str]) -> Out {
-        self.run_with_stdin(args, None)
-    }
-
-    /// Runs a command that must succeed; returns its stdout.
-    fn ok(&self, args: &[&str]) -> String {
-        let out = self.run(args);
-        assert!(out.ok, "kubectl {args:?} failed:\nstdout: {}\nstderr: {}", out.stdout, out.stderr);
-        out.stdout
-    }
-
-    fn ok_stdin(&self, args: &[&str], stdin: &str) -> String {
-        let out = self.run_with_stdin(args, Some(stdin));
-        assert!(out.ok, "kubectl {args:?} failed:\nstdout: {}\nstderr: {}", out.stdout, out.stderr);
-        out.stdout
-    }
-
-    /// Runs a command that must fail; returns its stderr.
-    fn fails(&self, args: &[&str]) -> String {
-        let out = self.run(args);
-        assert!(!out.ok, "kubectl {args:?} unexpectedly succeeded: {}", out.stdout);
-        out.stderr
-    }
-
-    fn fails_stdin(&self, args: &[&str], stdin: &str) -> String {
-        let out = self.run_with_stdin(args, Some(stdin));
-        assert!(!out.ok, "kubectl {args:?} unexpectedly succeeded: {}", out.stdout);
-        out.stderr
-    }
-}
-
-fn assert_has(haystack: &str, needle: &str) {
-    assert!(haystack.contains(needle), "expected {needle:?} in:\n{haystack}");
-}
+mod support;
 
 const POD: &str = "apiVersion: v1
 kind: Pod

@@ -12,31 +12,11 @@ use skiff_client::Client;
 use skiff_testkit::cluster::skiff_binary;
 use skiff_testkit::ClusterOptions;
 use skiff_testkit::ProcessCluster;
+use support::add_node;
+use support::eventually;
+use support::Heartbeat;
 
-async fn eventually<T, F, Fut>(what: &str, timeout: Duration, mut f: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(v) = f().await {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-async fn add_node(api: &Client, name: &str, cpu: &str) {
-    let node = json!({"apiVersion": "v1", "kind": "Node", "metadata": {"name": name, "labels": {"kubernetes.io/hostname": name}}});
-    let _: Value = api.create("/api/v1/nodes", &node).await.expect("create node");
-    let status = json!({"status": {
-        "capacity": {"cpu": cpu, "memory": "8Gi", "pods": "110"},
-        "allocatable": {"cpu": cpu, "memory": "8Gi", "pods": "110"},
-        "conditions": [{"type": "Ready", "status": "True", "reason": "KubeletReady", "message": "simulated"}]}});
-    let _: Value = api.patch_strategic(&format!("/api/v1/nodes/{name}/status"), &status).await.expect("node status");
-}
+mod support;
 
 async fn add_pod(api: &Client, name: &str, cpu: &str) {
     let pod = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name},
@@ -67,6 +47,7 @@ async fn pods_are_bound_where_they_fit_and_scheduling_survives_a_leader_kill() {
 
     add_node(&api, "n1", "2").await;
     add_node(&api, "n2", "2").await;
+    let _alive = ["n1", "n2", "big"].map(|n| Heartbeat::start(vec![api.clone()], n, Duration::from_secs(2)));
     add_pod(&api, "small", "500m").await;
     let node = eventually("small to be bound", Duration::from_secs(10), || node_of(&api, "small")).await;
     assert!(node == "n1" || node == "n2", "bound to {node}");
@@ -153,6 +134,8 @@ async fn scheduler_moves_to_the_next_leader_after_each_kill() {
     .await;
     add_node(any, "n1", "64").await;
     add_node(any, "n2", "64").await;
+    let everyone: Vec<Client> = clients.iter().map(|(_, c)| c.clone()).collect();
+    let _alive = ["n1", "n2"].map(|n| Heartbeat::start(everyone.clone(), n, Duration::from_secs(2)));
 
     let mut took = Vec::new();
     for round in 0..kills {
@@ -201,6 +184,7 @@ async fn a_paused_leaders_scheduler_binds_nothing_after_it_resumes() {
     .await;
     add_node(&api, "n1", "64").await;
     add_node(&api, "n2", "64").await;
+    let _alive = ["n1", "n2"].map(|n| Heartbeat::start(vec![api.clone()], n, Duration::from_secs(2)));
 
     cluster.signal(old, "-STOP").expect("SIGSTOP");
     let names: Vec<String> = (0..5).map(|i| format!("paused-{i}")).collect();

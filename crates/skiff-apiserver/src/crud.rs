@@ -750,8 +750,8 @@ fn from_scale(current: &Value, scale: &Value) -> Result<Value, ApiError> {
 /// DeleteOptions from the body and the query.
 struct DeleteOptions {
     grace: Option<i64>,
-    /// Checked now; acted on once the garbage collector exists (dependents are orphaned until then).
-    #[allow(dead_code)]
+    /// Foreground and Orphan become a finalizer the garbage collector acts on; Background (the
+    /// default) needs nothing: the collector finds the dependents whose owner is gone.
     propagation: Option<String>,
     uid: Option<String>,
     revision: Option<u64>,
@@ -764,11 +764,18 @@ fn delete_options(q: &Query, raw: &[u8]) -> Result<DeleteOptions, ApiError> {
         Some(g) => Some(g),
         None => q.number("gracePeriodSeconds")?,
     };
+    let orphan_dependents = body.get("orphanDependents").and_then(Value::as_bool)
+        .or_else(|| q.get("orphanDependents").map(|v| v == "true"));
     let propagation = body
         .get("propagationPolicy")
         .and_then(Value::as_str)
         .map(str::to_string)
-        .or_else(|| q.get("propagationPolicy").map(str::to_string));
+        .or_else(|| q.get("propagationPolicy").map(str::to_string))
+        .or_else(|| match orphan_dependents {
+            Some(true) => Some("Orphan".to_string()),
+            Some(false) => Some("Background".to_string()),
+            None => None,
+        });
     if let Some(p) = &propagation {
         if !matches!(p.as_str(), "Orphan" | "Background" | "Foreground") {
             return Err(ApiError::BadRequest(format!(
@@ -868,12 +875,26 @@ fn precondition_failed(r: &Resource, name: &str, message: String) -> ApiError {
 /// When deletion must wait (finalizers, a namespace's contents, a running pod's grace period),
 /// the object marked for deletion; `None` when it can go now.
 fn graceful_mark(r: &Resource, current: &Value, opts: &DeleteOptions) -> Option<Value> {
+    let already = objects::meta_str(current, "deletionTimestamp").is_some();
+    let is_namespace = r.group.is_empty() && r.kind == "Namespace";
+    let mut current = std::borrow::Cow::Borrowed(current);
+    if let Some(finalizer) = gc_finalizer(opts.propagation.as_deref()).filter(|_| !already && !is_namespace) {
+        let owned = current.to_mut();
+        let list = &mut owned["metadata"]["finalizers"];
+        if !list.is_array() {
+            *list = json!([]);
+        }
+        if let Some(list) = list.as_array_mut() {
+            if !list.iter().any(|f| f == finalizer) {
+                list.push(finalizer.into());
+            }
+        }
+    }
+    let current = current.as_ref();
     let has_finalizers = objects::meta(current)
         .and_then(|m| m.get("finalizers"))
         .and_then(Value::as_array)
         .is_some_and(|f| !f.is_empty());
-    let already = objects::meta_str(current, "deletionTimestamp").is_some();
-    let is_namespace = r.group.is_empty() && r.kind == "Namespace";
     let bound_pod = r.group.is_empty()
         && r.kind == "Pod"
         && current.pointer("/spec/nodeName").and_then(Value::as_str).is_some_and(|n| !n.is_empty())
@@ -905,6 +926,15 @@ fn graceful_mark(r: &Resource, current: &Value, opts: &DeleteOptions) -> Option<
         marked["status"]["phase"] = "Terminating".into();
     }
     Some(marked)
+}
+
+/// The finalizer through which the garbage collector carries out a propagation policy.
+fn gc_finalizer(propagation: Option<&str>) -> Option<&'static str> {
+    match propagation {
+        Some("Foreground") => Some("foregroundDeletion"),
+        Some("Orphan") => Some("orphan"),
+        _ => None,
+    }
 }
 
 /// What a deletion frees besides the object itself.

@@ -160,6 +160,19 @@ impl Client {
         Self::decode(&self.send("PATCH", path, "application/strategic-merge-patch+json", body).await?)
     }
 
+    /// A JSON merge patch (RFC 7386).
+    pub async fn patch_merge<T: DeserializeOwned>(&self, path: &str, patch: &Value) -> Result<T, ClientError> {
+        let body = Self::encode(patch)?;
+        Self::decode(&self.send("PATCH", path, "application/merge-patch+json", body).await?)
+    }
+
+    /// Deletes the object at `path` with these DeleteOptions (`preconditions`,
+    /// `propagationPolicy`, `gracePeriodSeconds`...); the answer is the object as deleted or
+    /// as marked for deletion.
+    pub async fn delete<T: DeserializeOwned>(&self, path: &str, options: &Value) -> Result<T, ClientError> {
+        Self::decode(&self.send("DELETE", path, "application/json", Self::encode(options)?).await?)
+    }
+
     /// Watches `path` from `resource_version`: each item is one event, in order; the stream ends
     /// when the server closes it.
     pub async fn watch(
@@ -212,20 +225,34 @@ impl Client {
 /// the watch ends or reports an error (what client-go calls a reflector). Readers take a
 /// snapshot; [`Reflector::changed`] wakes them when something arrived.
 pub struct Reflector<T> {
-    items: Arc<Mutex<BTreeMap<String, T>>>,
+    items: Arc<Mutex<BTreeMap<String, Arc<T>>>>,
+    revision: Arc<std::sync::atomic::AtomicU64>,
     changed: Arc<Notify>,
     synced: Arc<std::sync::atomic::AtomicBool>,
     task: tokio::task::JoinHandle<()>,
 }
 
-impl<T: DeserializeOwned + Clone + Send + 'static> Reflector<T> {
+impl<T: DeserializeOwned + Clone + Send + Sync + 'static> Reflector<T> {
     /// Starts reflecting the collection at `path` (e.g. `/api/v1/pods`).
     pub fn start(client: Client, path: &str) -> Self {
-        let items: Arc<Mutex<BTreeMap<String, T>>> = Arc::new(Mutex::new(BTreeMap::new()));
+        let items: Arc<Mutex<BTreeMap<String, Arc<T>>>> = Arc::new(Mutex::new(BTreeMap::new()));
         let changed = Arc::new(Notify::new());
         let synced = Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let task = tokio::spawn(reflect(client, path.to_string(), items.clone(), changed.clone(), synced.clone()));
-        Self { items, changed, synced, task }
+        let revision = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let cache = Cache { items: items.clone(), changed: changed.clone(), synced: synced.clone(), revision: revision.clone() };
+        let task = tokio::spawn(reflect(client, path.to_string(), cache));
+        Self { items, revision, changed, synced, task }
+    }
+
+    /// The newest resourceVersion this cache has seen (from a list, an event or a bookmark):
+    /// every write to the collection at or before it is reflected in the snapshot.
+    pub fn revision(&self) -> u64 {
+        self.revision.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// The objects as last seen, shared rather than copied.
+    pub fn shared(&self) -> Vec<Arc<T>> {
+        self.items.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).values().cloned().collect()
     }
 
     /// Whether the first list has arrived (before that, the snapshot is empty, not "nothing").
@@ -235,7 +262,7 @@ impl<T: DeserializeOwned + Clone + Send + 'static> Reflector<T> {
 
     /// The objects as last seen, in key order (`namespace/name`).
     pub fn snapshot(&self) -> Vec<T> {
-        self.items.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).values().cloned().collect()
+        self.items.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).values().map(|item| T::clone(item)).collect()
     }
 
     /// Waits until something changed since the last call (a change before the call counts).
@@ -255,14 +282,22 @@ fn key_of(obj: &Value) -> String {
     format!("{}/{}", meta["namespace"].as_str().unwrap_or(""), meta["name"].as_str().unwrap_or(""))
 }
 
-async fn reflect<T: DeserializeOwned>(
-    client: Client,
-    path: String,
-    items: Arc<Mutex<BTreeMap<String, T>>>,
+fn revision_of(obj: &Value) -> u64 {
+    obj.pointer("/metadata/resourceVersion").and_then(Value::as_str).and_then(|rv| rv.parse().ok()).unwrap_or(0)
+}
+
+/// What a reflector's task shares with its [`Reflector`].
+struct Cache<T> {
+    items: Arc<Mutex<BTreeMap<String, Arc<T>>>>,
     changed: Arc<Notify>,
     synced: Arc<std::sync::atomic::AtomicBool>,
-) {
+    revision: Arc<std::sync::atomic::AtomicU64>,
+}
+
+async fn reflect<T: DeserializeOwned>(client: Client, path: String, cache: Cache<T>) {
     use futures::StreamExt;
+    let Cache { items, changed, synced, revision } = cache;
+    let seen = |rv: u64| revision.fetch_max(rv, std::sync::atomic::Ordering::AcqRel);
     loop {
         let list = match client.list::<Value>(&path).await {
             Ok(list) => list,
@@ -272,15 +307,16 @@ async fn reflect<T: DeserializeOwned>(
                 continue;
             }
         };
-        let fresh: BTreeMap<String, T> = list
+        let fresh: BTreeMap<String, Arc<T>> = list
             .items
             .into_iter()
             .filter_map(|obj| {
                 let key = key_of(&obj);
-                serde_json::from_value(obj).ok().map(|typed| (key, typed))
+                serde_json::from_value(obj).ok().map(|typed| (key, Arc::new(typed)))
             })
             .collect();
         *items.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = fresh;
+        seen(list.resource_version.parse().unwrap_or(0));
         synced.store(true, std::sync::atomic::Ordering::Release);
         changed.notify_one();
         let stream = match client.watch(&path, &list.resource_version).await {
@@ -295,18 +331,24 @@ async fn reflect<T: DeserializeOwned>(
         while let Some(event) = stream.next().await {
             let Ok(event) = event else { break };
             let key = key_of(&event.object);
+            let rv = revision_of(&event.object);
             match event.kind.as_str() {
                 "ADDED" | "MODIFIED" => {
                     let Ok(typed) = serde_json::from_value(event.object) else { continue };
-                    items.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).insert(key, typed);
+                    items.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).insert(key, Arc::new(typed));
                 }
                 "DELETED" => {
                     items.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).remove(&key);
                 }
-                "BOOKMARK" => continue,
+                "BOOKMARK" => {
+                    seen(rv);
+                    continue;
+                }
                 // ERROR (e.g. 410 Gone): start over from a fresh list.
                 _ => break,
             }
+            // After the change is in the map, so a reader that sees the revision sees the change.
+            seen(rv);
             changed.notify_one();
         }
     }

@@ -9,11 +9,13 @@ pub mod deployment;
 pub mod endpoints;
 pub mod gc;
 pub mod ipam;
+pub mod manager;
 pub mod nodelifecycle;
 pub mod podgc;
 pub mod replicaset;
 pub mod serviceaccounts;
 pub mod snapshot;
+pub mod workload;
 
 pub use action::Action;
 pub use action::EventType;

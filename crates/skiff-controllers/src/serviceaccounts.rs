@@ -2,97 +2,75 @@
 //! gets it back if it is deleted, as upstream's controller-manager ensures.
 
 use std::collections::BTreeSet;
-use std::sync::Arc;
-use std::time::Duration;
 
-use k8s_openapi::api::core::v1::Namespace;
-use k8s_openapi::api::core::v1::ServiceAccount;
 use serde_json::json;
-use serde_json::Value;
-use skiff_client::Client;
-use skiff_client::Reflector;
-use skiff_store::Store;
+
+use crate::action::path;
+use crate::Action;
+use crate::Config;
+use crate::Snapshot;
 
 /// The account every namespace gets.
 pub const DEFAULT_ACCOUNT: &str = "default";
 
-/// The namespaces that should get a `default` ServiceAccount now: active (not being deleted) and
-/// without one.
-pub fn missing_default_accounts(namespaces: &[Namespace], accounts: &[ServiceAccount]) -> Vec<String> {
-    let have: BTreeSet<&str> = accounts
+/// Creates the `default` ServiceAccount of every active (not terminating) namespace that lacks one.
+pub fn reconcile(snapshot: &Snapshot, _config: &Config) -> Vec<Action> {
+    let have: BTreeSet<&str> = snapshot
+        .service_accounts
         .iter()
         .filter(|sa| sa.metadata.name.as_deref() == Some(DEFAULT_ACCOUNT))
         .filter_map(|sa| sa.metadata.namespace.as_deref())
         .collect();
-    namespaces
+    snapshot
+        .namespaces
         .iter()
         .filter(|ns| ns.metadata.deletion_timestamp.is_none())
         .filter(|ns| ns.status.as_ref().and_then(|s| s.phase.as_deref()) != Some("Terminating"))
         .filter_map(|ns| ns.metadata.name.as_deref())
         .filter(|name| !have.contains(name))
-        .map(str::to_string)
+        .map(|ns| Action::Create {
+            collection: path::core("serviceaccounts", Some(ns), None),
+            object: json!({"apiVersion": "v1", "kind": "ServiceAccount",
+                "metadata": {"name": DEFAULT_ACCOUNT, "namespace": ns}}),
+        })
         .collect()
-}
-
-/// Runs the controller until the task is dropped: only while this server leads, fenced.
-pub async fn run(client: Client, leadership: Arc<dyn Store>, retry: Duration) {
-    skiff_store::leadership::run_while_leading(leadership, Duration::from_millis(50), |token| {
-        lead(client.clone(), token, retry)
-    })
-    .await;
-}
-
-async fn lead(client: Client, token: u64, retry: Duration) {
-    let writer = client.fenced(token);
-    let namespaces = Reflector::<Namespace>::start(client.clone(), "/api/v1/namespaces");
-    let accounts = Reflector::<ServiceAccount>::start(client, "/api/v1/serviceaccounts");
-    loop {
-        tokio::select! {
-            _ = namespaces.changed() => {}
-            _ = accounts.changed() => {}
-            _ = tokio::time::sleep(retry) => {}
-        }
-        if !namespaces.synced() || !accounts.synced() {
-            continue;
-        }
-        for ns in missing_default_accounts(&namespaces.snapshot(), &accounts.snapshot()) {
-            let account = json!({"apiVersion": "v1", "kind": "ServiceAccount",
-                "metadata": {"name": DEFAULT_ACCOUNT, "namespace": ns}});
-            let created: Result<Value, _> =
-                writer.create(&format!("/api/v1/namespaces/{ns}/serviceaccounts"), &account).await;
-            match created {
-                Ok(_) => tracing::info!(namespace = %ns, "created the default ServiceAccount"),
-                // Already there (the cache lags), or the namespace is going away: nothing to do.
-                Err(e) if e.is_conflict() || e.is_not_found() => {}
-                Err(e) => tracing::debug!(namespace = %ns, "default ServiceAccount: {e}"),
-            }
-        }
-    }
 }
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
+    use k8s_openapi::api::core::v1::Namespace;
+    use k8s_openapi::api::core::v1::ServiceAccount;
+
     use super::*;
 
-    fn namespace(name: &str, terminating: bool) -> Namespace {
+    fn namespace(name: &str, terminating: bool) -> Arc<Namespace> {
         let mut ns: Namespace = serde_json::from_value(json!({"metadata": {"name": name}})).expect("fixture");
         if terminating {
             ns.status = serde_json::from_value(json!({"phase": "Terminating"})).ok();
         }
-        ns
+        Arc::new(ns)
     }
 
-    fn account(ns: &str, name: &str) -> ServiceAccount {
-        serde_json::from_value(json!({"metadata": {"name": name, "namespace": ns}})).expect("fixture")
+    fn account(ns: &str, name: &str) -> Arc<ServiceAccount> {
+        Arc::new(serde_json::from_value(json!({"metadata": {"name": name, "namespace": ns}})).expect("fixture"))
+    }
+
+    fn wanted(namespaces: Vec<Arc<Namespace>>, accounts: Vec<Arc<ServiceAccount>>) -> Vec<String> {
+        let mut snapshot = Snapshot::empty(jiff::Timestamp::UNIX_EPOCH);
+        snapshot.namespaces = namespaces;
+        snapshot.service_accounts = accounts;
+        reconcile(&snapshot, &Config::default()).into_iter().map(|a| a.target()).collect()
     }
 
     #[test]
     fn active_namespaces_without_a_default_account_need_one() {
-        let namespaces = [namespace("a", false), namespace("b", false), namespace("c", false), namespace("gone", true)];
-        let accounts = [account("a", "default"), account("b", "robot"), account("c", "default")];
-        assert_eq!(missing_default_accounts(&namespaces, &accounts), vec!["b".to_string()]);
-        assert!(missing_default_accounts(&namespaces[..1], &accounts).is_empty());
+        let namespaces = vec![namespace("a", false), namespace("b", false), namespace("c", false), namespace("gone", true)];
+        let accounts = vec![account("a", "default"), account("b", "robot"), account("c", "default")];
+        assert_eq!(wanted(namespaces.clone(), accounts.clone()), vec!["/api/v1/namespaces/b/serviceaccounts"]);
+        assert!(wanted(namespaces[..1].to_vec(), accounts.clone()).is_empty());
         // A `default` account in another namespace does not count.
-        assert_eq!(missing_default_accounts(&[namespace("d", false)], &accounts), vec!["d".to_string()]);
+        assert_eq!(wanted(vec![namespace("d", false)], accounts), vec!["/api/v1/namespaces/d/serviceaccounts"]);
     }
 }

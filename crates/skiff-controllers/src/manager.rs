@@ -1,0 +1,409 @@
+//! The controller manager: while this server leads, it keeps list+watch caches of everything
+//! the controllers read, runs every controller on a [`Snapshot`] of them, and carries out their
+//! [`Action`]s through the API with the leadership's fencing token (`docs/fencing.md`).
+//!
+//! Rounds are serialized, and a round does not start until the caches show every write of the
+//! previous round (each write's answer carries the resourceVersion it produced; the cache of
+//! that collection must have seen at least that revision). This is what upstream's controllers
+//! do with "expectations": without it a cache that lags one write behind makes the ReplicaSet
+//! controller create the same missing pod twice.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+use std::time::Instant;
+
+use futures::StreamExt;
+use serde::de::DeserializeOwned;
+use serde_json::json;
+use serde_json::Value;
+use skiff_client::Client;
+use skiff_client::ClientError;
+use skiff_client::Reflector;
+use skiff_store::Store;
+
+use crate::Action;
+use crate::Config;
+use crate::Reconcile;
+use crate::Snapshot;
+
+/// Every controller the manager runs, by the name its logs and metrics use.
+pub const CONTROLLERS: &[(&str, Reconcile)] = &[
+    ("serviceaccount", crate::serviceaccounts::reconcile),
+    ("ipam", crate::ipam::reconcile),
+    ("nodelifecycle", crate::nodelifecycle::reconcile),
+    ("deployment", crate::deployment::reconcile),
+    ("replicaset", crate::replicaset::reconcile),
+    ("endpoints", crate::endpoints::reconcile),
+    ("garbagecollector", crate::gc::reconcile),
+    ("podgc", crate::podgc::reconcile),
+];
+
+/// How the manager runs.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// The controllers' own settings.
+    pub config: Config,
+    /// The longest time between rounds when nothing changes (time-driven decisions, such as a
+    /// node's grace period running out, are noticed this often).
+    pub resync: Duration,
+    /// How long a round waits for the caches to show its writes before going on regardless.
+    pub settle: Duration,
+    /// Writes carried out at once.
+    pub parallel_writes: usize,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            config: Config::default(),
+            resync: Duration::from_secs(1),
+            settle: Duration::from_secs(5),
+            parallel_writes: 16,
+        }
+    }
+}
+
+/// Runs the controllers until the task is dropped: only while this server leads, fenced.
+pub async fn run(client: Client, leadership: Arc<dyn Store>, settings: Settings) {
+    skiff_store::leadership::run_while_leading(leadership, Duration::from_millis(50), |token| {
+        lead(client.clone(), token, settings.clone())
+    })
+    .await;
+}
+
+/// The caches, one per collection the controllers read.
+struct Caches {
+    namespaces: Reflector<k8s_openapi::api::core::v1::Namespace>,
+    nodes: Reflector<k8s_openapi::api::core::v1::Node>,
+    leases: Reflector<k8s_openapi::api::coordination::v1::Lease>,
+    pods: Reflector<k8s_openapi::api::core::v1::Pod>,
+    services: Reflector<k8s_openapi::api::core::v1::Service>,
+    endpoints: Reflector<k8s_openapi::api::core::v1::Endpoints>,
+    endpoint_slices: Reflector<k8s_openapi::api::discovery::v1::EndpointSlice>,
+    replica_sets: Reflector<k8s_openapi::api::apps::v1::ReplicaSet>,
+    deployments: Reflector<k8s_openapi::api::apps::v1::Deployment>,
+    service_accounts: Reflector<k8s_openapi::api::core::v1::ServiceAccount>,
+    config_maps: Reflector<k8s_openapi::api::core::v1::ConfigMap>,
+    secrets: Reflector<k8s_openapi::api::core::v1::Secret>,
+}
+
+impl Caches {
+    fn start(client: &Client) -> Self {
+        fn cache<T: DeserializeOwned + Clone + Send + Sync + 'static>(client: &Client, path: &str) -> Reflector<T> {
+            Reflector::start(client.clone(), path)
+        }
+        Self {
+            namespaces: cache(client, "/api/v1/namespaces"),
+            nodes: cache(client, "/api/v1/nodes"),
+            leases: cache(client, "/apis/coordination.k8s.io/v1/leases"),
+            pods: cache(client, "/api/v1/pods"),
+            services: cache(client, "/api/v1/services"),
+            endpoints: cache(client, "/api/v1/endpoints"),
+            endpoint_slices: cache(client, "/apis/discovery.k8s.io/v1/endpointslices"),
+            replica_sets: cache(client, "/apis/apps/v1/replicasets"),
+            deployments: cache(client, "/apis/apps/v1/deployments"),
+            service_accounts: cache(client, "/api/v1/serviceaccounts"),
+            config_maps: cache(client, "/api/v1/configmaps"),
+            secrets: cache(client, "/api/v1/secrets"),
+        }
+    }
+
+    fn synced(&self) -> bool {
+        self.namespaces.synced()
+            && self.nodes.synced()
+            && self.leases.synced()
+            && self.pods.synced()
+            && self.services.synced()
+            && self.endpoints.synced()
+            && self.endpoint_slices.synced()
+            && self.replica_sets.synced()
+            && self.deployments.synced()
+            && self.service_accounts.synced()
+            && self.config_maps.synced()
+            && self.secrets.synced()
+    }
+
+    /// Waits until any cache changes.
+    async fn changed(&self) {
+        tokio::select! {
+            _ = self.namespaces.changed() => {}
+            _ = self.nodes.changed() => {}
+            _ = self.leases.changed() => {}
+            _ = self.pods.changed() => {}
+            _ = self.services.changed() => {}
+            _ = self.endpoints.changed() => {}
+            _ = self.endpoint_slices.changed() => {}
+            _ = self.replica_sets.changed() => {}
+            _ = self.deployments.changed() => {}
+            _ = self.service_accounts.changed() => {}
+            _ = self.config_maps.changed() => {}
+            _ = self.secrets.changed() => {}
+        }
+    }
+
+    fn snapshot(&self) -> Snapshot {
+        Snapshot {
+            now: jiff::Timestamp::now(),
+            namespaces: self.namespaces.shared(),
+            nodes: self.nodes.shared(),
+            leases: self.leases.shared(),
+            pods: self.pods.shared(),
+            services: self.services.shared(),
+            endpoints: self.endpoints.shared(),
+            endpoint_slices: self.endpoint_slices.shared(),
+            replica_sets: self.replica_sets.shared(),
+            deployments: self.deployments.shared(),
+            service_accounts: self.service_accounts.shared(),
+            config_maps: self.config_maps.shared(),
+            secrets: self.secrets.shared(),
+        }
+    }
+
+    /// The revision the cache of `resource` (a plural name) has seen, if it is cached.
+    fn revision(&self, resource: &str) -> Option<u64> {
+        Some(match resource {
+            "namespaces" => self.namespaces.revision(),
+            "nodes" => self.nodes.revision(),
+            "leases" => self.leases.revision(),
+            "pods" => self.pods.revision(),
+            "services" => self.services.revision(),
+            "endpoints" => self.endpoints.revision(),
+            "endpointslices" => self.endpoint_slices.revision(),
+            "replicasets" => self.replica_sets.revision(),
+            "deployments" => self.deployments.revision(),
+            "serviceaccounts" => self.service_accounts.revision(),
+            "configmaps" => self.config_maps.revision(),
+            "secrets" => self.secrets.revision(),
+            _ => return None,
+        })
+    }
+}
+
+async fn lead(client: Client, token: u64, settings: Settings) {
+    tracing::info!(term = token, "controllers active");
+    let writer = client.fenced(token);
+    let caches = Caches::start(&client);
+    loop {
+        tokio::select! {
+            _ = caches.changed() => {}
+            _ = tokio::time::sleep(settings.resync) => {}
+        }
+        if !caches.synced() {
+            continue;
+        }
+        let snapshot = caches.snapshot();
+        let actions = decide(&snapshot, &settings.config);
+        if actions.is_empty() {
+            continue;
+        }
+        let written = carry_out(&writer, actions, settings.parallel_writes).await;
+        settle(&caches, &written, settings.settle).await;
+    }
+}
+
+/// Every controller's actions for one snapshot. A controller that panics (a bug) loses its
+/// round, not the others'.
+pub fn decide(snapshot: &Snapshot, config: &Config) -> Vec<(&'static str, Action)> {
+    decide_with(CONTROLLERS, snapshot, config)
+}
+
+fn decide_with(
+    controllers: &[(&'static str, Reconcile)],
+    snapshot: &Snapshot,
+    config: &Config,
+) -> Vec<(&'static str, Action)> {
+    let mut all = Vec::new();
+    for (name, reconcile) in controllers {
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| reconcile(snapshot, config))) {
+            Ok(actions) => all.extend(actions.into_iter().map(|a| (*name, a))),
+            Err(_) => tracing::error!(controller = name, "controller panicked; its round is skipped"),
+        }
+    }
+    all
+}
+
+/// A write the caches must show before the next round: the collection and the revision.
+type Written = (String, u64);
+
+/// Carries out the actions, up to `parallel` at once. Actions on one object keep their order
+/// (a status patch before a delete of the same pod), since they are grouped per object.
+async fn carry_out(client: &Client, actions: Vec<(&'static str, Action)>, parallel: usize) -> Vec<Written> {
+    let mut per_object: BTreeMap<String, Vec<(&'static str, Action)>> = BTreeMap::new();
+    for (name, action) in actions {
+        let key = match &action {
+            // Creates and events touch different objects each; they need no ordering.
+            Action::Create { .. } | Action::Event { .. } => format!("{}#{}", action.target(), per_object.len()),
+            _ => action.target().trim_end_matches("/status").to_string(),
+        };
+        per_object.entry(key).or_default().push((name, action));
+    }
+    // Built eagerly with owned clients: a lazily mapped stream of borrowing futures is not
+    // `Send` for every lifetime, which `tokio::spawn` needs.
+    let runs: Vec<_> = per_object.into_values().map(|group| run_group(client.clone(), group)).collect();
+    futures::stream::iter(runs).buffer_unordered(parallel.max(1)).collect::<Vec<_>>().await.concat()
+}
+
+/// Carries out one object's actions in order.
+async fn run_group(client: Client, group: Vec<(&'static str, Action)>) -> Vec<Written> {
+    let mut written = Vec::new();
+    for (controller, action) in group {
+        match execute(&client, &action).await {
+            Ok(Some(w)) => written.push(w),
+            Ok(None) => {}
+            // The object changed or went away since the snapshot: the next round looks again.
+            Err(e) if e.is_conflict() || e.is_not_found() => {
+                tracing::debug!(controller, target = %action.target(), "skipped: {e}")
+            }
+            Err(e) => tracing::warn!(controller, target = %action.target(), "write failed: {e}"),
+        }
+    }
+    written
+}
+
+async fn execute(client: &Client, action: &Action) -> Result<Option<Written>, ClientError> {
+    let answer: Value = match action {
+        Action::Create { collection, object } => client.create(collection, object).await?,
+        Action::MergePatch { path, patch } => client.patch_merge(path, patch).await?,
+        Action::Delete { path, uid, propagation, grace } => {
+            let mut options = json!({"apiVersion": "v1", "kind": "DeleteOptions"});
+            if let Some(uid) = uid {
+                options["preconditions"] = json!({"uid": uid});
+            }
+            if let Some(p) = propagation {
+                options["propagationPolicy"] = json!(p);
+            }
+            if let Some(g) = grace {
+                options["gracePeriodSeconds"] = json!(g);
+            }
+            client.delete(path, &options).await?
+        }
+        Action::Event { regarding, component, kind, reason, message } => {
+            record_event(client, regarding, component, kind.as_str(), reason, message).await?;
+            return Ok(None);
+        }
+        Action::Verified { absent, action } => {
+            for (path, uid) in absent {
+                match client.get::<Value>(path).await {
+                    Err(e) if e.is_not_found() => {}
+                    Err(e) => return Err(e),
+                    Ok(found) => {
+                        let found_uid = found.pointer("/metadata/uid").and_then(Value::as_str).unwrap_or("");
+                        // An empty uid asks that nothing at all exist at the path.
+                        if uid.is_empty() || found_uid == uid {
+                            tracing::debug!(%path, "not carried out: it exists after all");
+                            return Ok(None);
+                        }
+                    }
+                }
+            }
+            return Box::pin(execute(client, action)).await;
+        }
+    };
+    let revision = answer
+        .pointer("/metadata/resourceVersion")
+        .and_then(Value::as_str)
+        .and_then(|rv| rv.parse::<u64>().ok());
+    Ok(match (resource_of(&action.target()), revision) {
+        (Some(resource), Some(rv)) => Some((resource.to_string(), rv)),
+        _ => None,
+    })
+}
+
+async fn record_event(
+    client: &Client,
+    regarding: &Value,
+    component: &str,
+    kind: &str,
+    reason: &str,
+    message: &str,
+) -> Result<(), ClientError> {
+    let ns = regarding["namespace"].as_str().filter(|ns| !ns.is_empty()).unwrap_or("default");
+    let name = regarding["name"].as_str().unwrap_or("unknown");
+    let now = jiff::Timestamp::now();
+    let stamp = now.strftime("%Y-%m-%dT%H:%M:%SZ").to_string();
+    let event = json!({"apiVersion": "v1", "kind": "Event",
+        "metadata": {"name": format!("{name}.{:x}", now.as_nanosecond()), "namespace": ns},
+        "involvedObject": regarding, "reason": reason, "message": message, "type": kind, "count": 1,
+        "firstTimestamp": stamp, "lastTimestamp": stamp, "source": {"component": component},
+        "reportingComponent": component, "reportingInstance": "skiff"});
+    let _: Value = client.create(&crate::action::path::core("events", Some(ns), None), &event).await?;
+    Ok(())
+}
+
+/// The plural resource an API path names (`/apis/apps/v1/namespaces/a/replicasets/b/status`
+/// → `replicasets`).
+fn resource_of(path: &str) -> Option<&str> {
+    let mut parts = path.trim_start_matches('/').split('/');
+    match parts.next()? {
+        "api" => {
+            parts.next()?;
+        }
+        "apis" => {
+            parts.next()?;
+            parts.next()?;
+        }
+        _ => return None,
+    }
+    let rest: Vec<&str> = parts.collect();
+    match rest.as_slice() {
+        ["namespaces", _, resource, ..] => Some(resource),
+        [resource, ..] => Some(resource),
+        [] => None,
+    }
+}
+
+/// Waits until every cache shows the writes made to it, or `limit` passes.
+async fn settle(caches: &Caches, written: &[Written], limit: Duration) {
+    let deadline = Instant::now() + limit;
+    loop {
+        let behind = written.iter().any(|(resource, rv)| caches.revision(resource).is_some_and(|seen| seen < *rv));
+        if !behind {
+            return;
+        }
+        if Instant::now() >= deadline {
+            tracing::debug!("caches did not show this round's writes in time; going on");
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resources_of_paths() {
+        assert_eq!(resource_of("/api/v1/namespaces/a/pods/p/status"), Some("pods"));
+        assert_eq!(resource_of("/api/v1/namespaces/a/pods"), Some("pods"));
+        assert_eq!(resource_of("/api/v1/namespaces/a"), Some("namespaces"));
+        assert_eq!(resource_of("/api/v1/nodes/n"), Some("nodes"));
+        assert_eq!(resource_of("/apis/apps/v1/namespaces/a/replicasets/r"), Some("replicasets"));
+        assert_eq!(resource_of("/apis/coordination.k8s.io/v1/leases"), Some("leases"));
+        assert_eq!(resource_of("/healthz"), None);
+    }
+
+    fn broken(_: &Snapshot, _: &Config) -> Vec<Action> {
+        panic!("a bug")
+    }
+
+    fn working(_: &Snapshot, _: &Config) -> Vec<Action> {
+        vec![Action::Delete { path: "/api/v1/nodes/n".into(), uid: None, propagation: None, grace: None }]
+    }
+
+    #[test]
+    fn a_panicking_controller_does_not_stop_the_others() {
+        let snapshot = Snapshot::empty(jiff::Timestamp::UNIX_EPOCH);
+        let config = Config::default();
+        let actions = decide_with(&[("broken", broken), ("working", working)], &snapshot, &config);
+        assert_eq!(actions.len(), 1);
+        assert_eq!(actions[0].0, "working");
+    }
+
+    #[test]
+    fn an_empty_cluster_wants_nothing() {
+        let actions = decide(&Snapshot::empty(jiff::Timestamp::UNIX_EPOCH), &Config::default());
+        assert!(actions.is_empty(), "{actions:?}");
+    }
+}
