@@ -152,8 +152,10 @@ async fn deployments_services_nodes_and_cascades_with_the_real_kubectl() {
     support::assert_has(&k.ok(&["rollout", "status", "deployment/web", "--timeout=60s"]), "successfully rolled out");
     let pods = active_pods(&api, "default", "app%3Dweb").await;
     assert!(pods.iter().all(|p| str_at(p, "/spec/containers/0/image") == "nginx:1.27"), "{pods:?}");
-    assert!(pods.iter().all(|p| str_at(p, "/metadata/ownerReferences/0/name") == first_rs), "the first RS again");
-    let revision = k.ok(&["get", "rs", &first_rs, "-o", "jsonpath={.metadata.annotations.deployment\\.kubernetes\\.io/revision}"]);
+    assert!(pods.iter().all(|p| str_at(p, "/metadata/ownerReferences/0/name") == first_rs), "the first RS again: {}",
+        k.ok(&["get", "rs", "-o", "yaml"]));
+    let revision =
+        k.ok(&["get", "rs", &first_rs, "-o", "jsonpath={.metadata.annotations.deployment\\.kubernetes\\.io/revision}"]);
     assert_eq!(revision, "3");
 
     // Scale, and a Service gets endpoints and a slice for every ready pod.
@@ -178,7 +180,8 @@ async fn deployments_services_nodes_and_cascades_with_the_real_kubectl() {
     support::assert_has(&k.ok(&["get", "endpoints", "web"]), ":80");
 
     // A node goes silent: Unknown and tainted, its pods evicted and replaced elsewhere.
-    let on_n3 = active_pods(&api, "default", "app%3Dweb").await.iter().filter(|p| str_at(p, "/spec/nodeName") == "n3").count();
+    let on_n3 =
+        active_pods(&api, "default", "app%3Dweb").await.iter().filter(|p| str_at(p, "/spec/nodeName") == "n3").count();
     nodes.stop("n3");
     let node = eventually("n3 to be unreachable", Duration::from_secs(20), || async {
         let node: Value = api.get("/api/v1/nodes/n3").await.ok()?;
@@ -367,13 +370,19 @@ async fn a_paused_leaders_controllers_change_nothing_after_it_resumes() {
     cluster.signal(old, "-STOP").expect("SIGSTOP");
     scale(&api, "fenced", 2).await;
     assert_converged(&api, "fenced", 2).await;
-    let before: Vec<String> =
-        active_pods(&api, "default", "app%3Dfenced").await.iter().map(|p| str_at(p, "/metadata/uid").to_string()).collect();
+    let before: Vec<String> = active_pods(&api, "default", "app%3Dfenced")
+        .await
+        .iter()
+        .map(|p| str_at(p, "/metadata/uid").to_string())
+        .collect();
     cluster.signal(old, "-CONT").expect("SIGCONT");
     // Give the resumed server time to act on what it saw before the pause.
     tokio::time::sleep(Duration::from_secs(3)).await;
-    let after: Vec<String> =
-        active_pods(&api, "default", "app%3Dfenced").await.iter().map(|p| str_at(p, "/metadata/uid").to_string()).collect();
+    let after: Vec<String> = active_pods(&api, "default", "app%3Dfenced")
+        .await
+        .iter()
+        .map(|p| str_at(p, "/metadata/uid").to_string())
+        .collect();
     assert_eq!(before, after, "the resumed leader changed the pods");
     assert_converged(&api, "fenced", 2).await;
 }

@@ -764,7 +764,9 @@ fn delete_options(q: &Query, raw: &[u8]) -> Result<DeleteOptions, ApiError> {
         Some(g) => Some(g),
         None => q.number("gracePeriodSeconds")?,
     };
-    let orphan_dependents = body.get("orphanDependents").and_then(Value::as_bool)
+    let orphan_dependents = body
+        .get("orphanDependents")
+        .and_then(Value::as_bool)
         .or_else(|| q.get("orphanDependents").map(|v| v == "true"));
     let propagation = body
         .get("propagationPolicy")

@@ -239,7 +239,12 @@ impl<T: DeserializeOwned + Clone + Send + Sync + 'static> Reflector<T> {
         let changed = Arc::new(Notify::new());
         let synced = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let revision = Arc::new(std::sync::atomic::AtomicU64::new(0));
-        let cache = Cache { items: items.clone(), changed: changed.clone(), synced: synced.clone(), revision: revision.clone() };
+        let cache = Cache {
+            items: items.clone(),
+            changed: changed.clone(),
+            synced: synced.clone(),
+            revision: revision.clone(),
+        };
         let task = tokio::spawn(reflect(client, path.to_string(), cache));
         Self { items, revision, changed, synced, task }
     }

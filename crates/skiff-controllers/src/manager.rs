@@ -300,10 +300,8 @@ async fn execute(client: &Client, action: &Action) -> Result<Option<Written>, Cl
             return Box::pin(execute(client, action)).await;
         }
     };
-    let revision = answer
-        .pointer("/metadata/resourceVersion")
-        .and_then(Value::as_str)
-        .and_then(|rv| rv.parse::<u64>().ok());
+    let revision =
+        answer.pointer("/metadata/resourceVersion").and_then(Value::as_str).and_then(|rv| rv.parse::<u64>().ok());
     Ok(match (resource_of(&action.target()), revision) {
         (Some(resource), Some(rv)) => Some((resource.to_string(), rv)),
         _ => None,

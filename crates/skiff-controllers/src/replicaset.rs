@@ -96,7 +96,15 @@ fn reconcile_one(rs: &ReplicaSet, pods: &[&Pod], now: jiff::Timestamp) -> Vec<Ac
             let pod_name = pod_name(name, uid, now, i);
             actions.push(create_pod(rs, ns, &pod_name));
             let message = format!("Created pod: {pod_name}");
-            actions.push(Action::event(COMPONENT, "apps/v1", "ReplicaSet", &rs.metadata, EventType::Normal, "SuccessfulCreate", message));
+            actions.push(Action::event(
+                COMPONENT,
+                "apps/v1",
+                "ReplicaSet",
+                &rs.metadata,
+                EventType::Normal,
+                "SuccessfulCreate",
+                message,
+            ));
         }
     } else if active.len() > want {
         let mut ranked = active.clone();
@@ -112,7 +120,15 @@ fn reconcile_one(rs: &ReplicaSet, pods: &[&Pod], now: jiff::Timestamp) -> Vec<Ac
                 grace: None,
             });
             let message = format!("Deleted pod: {pod_name}");
-            actions.push(Action::event(COMPONENT, "apps/v1", "ReplicaSet", &rs.metadata, EventType::Normal, "SuccessfulDelete", message));
+            actions.push(Action::event(
+                COMPONENT,
+                "apps/v1",
+                "ReplicaSet",
+                &rs.metadata,
+                EventType::Normal,
+                "SuccessfulDelete",
+                message,
+            ));
         }
     }
     if let Some(patch) = status_patch(rs, &active, now) {
@@ -380,7 +396,11 @@ mod tests {
         let pods = vec![
             pod("old-ready", Some("rs-uid"), ready("2026-01-01T00:00:00Z")),
             pod("new-ready", Some("rs-uid"), ready("2026-01-01T00:05:00Z")),
-            pod("running-not-ready", Some("rs-uid"), json!({"spec": {"nodeName": "n1"}, "status": {"phase": "Running"}})),
+            pod(
+                "running-not-ready",
+                Some("rs-uid"),
+                json!({"spec": {"nodeName": "n1"}, "status": {"phase": "Running"}}),
+            ),
             pod("pending", Some("rs-uid"), json!({"spec": {"nodeName": "n1"}, "status": {"phase": "Pending"}})),
             pod("unscheduled", Some("rs-uid"), json!({})),
         ];

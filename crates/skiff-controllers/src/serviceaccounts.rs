@@ -66,7 +66,8 @@ mod tests {
 
     #[test]
     fn active_namespaces_without_a_default_account_need_one() {
-        let namespaces = vec![namespace("a", false), namespace("b", false), namespace("c", false), namespace("gone", true)];
+        let namespaces =
+            vec![namespace("a", false), namespace("b", false), namespace("c", false), namespace("gone", true)];
         let accounts = vec![account("a", "default"), account("b", "robot"), account("c", "default")];
         assert_eq!(wanted(namespaces.clone(), accounts.clone()), vec!["/api/v1/namespaces/b/serviceaccounts"]);
         assert!(wanted(namespaces[..1].to_vec(), accounts.clone()).is_empty());
