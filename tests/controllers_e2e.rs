@@ -152,8 +152,11 @@ async fn deployments_services_nodes_and_cascades_with_the_real_kubectl() {
     support::assert_has(&k.ok(&["rollout", "status", "deployment/web", "--timeout=60s"]), "successfully rolled out");
     let pods = active_pods(&api, "default", "app%3Dweb").await;
     assert!(pods.iter().all(|p| str_at(p, "/spec/containers/0/image") == "nginx:1.27"), "{pods:?}");
-    assert!(pods.iter().all(|p| str_at(p, "/metadata/ownerReferences/0/name") == first_rs), "the first RS again: {}",
-        k.ok(&["get", "rs", "-o", "yaml"]));
+    assert!(
+        pods.iter().all(|p| str_at(p, "/metadata/ownerReferences/0/name") == first_rs),
+        "the first RS again: {}",
+        k.ok(&["get", "rs", "-o", "yaml"])
+    );
     let revision =
         k.ok(&["get", "rs", &first_rs, "-o", "jsonpath={.metadata.annotations.deployment\\.kubernetes\\.io/revision}"]);
     assert_eq!(revision, "3");
