@@ -389,3 +389,52 @@ async fn a_paused_leaders_controllers_change_nothing_after_it_resumes() {
     assert_eq!(before, after, "the resumed leader changed the pods");
     assert_converged(&api, "fenced", 2).await;
 }
+
+/// A terminating namespace whose content has a finalizer says what it waits for, in upstream's
+/// conditions, and goes once the finalizer is removed.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_terminating_namespace_says_what_it_waits_for() {
+    let cluster = ProcessCluster::start(&skiff_binary(), ClusterOptions::default()).await.expect("cluster");
+    cluster.wait_leader(Duration::from_secs(20)).await.expect("leader");
+    let clients: Vec<Client> = cluster.servers.iter().map(|s| Client::new(&s.api_addr)).collect();
+    let api = support::any_server(&clients).await;
+    let _: Value = api
+        .create("/api/v1/namespaces", &json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "held"}}))
+        .await
+        .expect("namespace");
+    let held = json!({"apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": "keep", "finalizers": ["example.com/hold"]}, "data": {"a": "b"}});
+    let _: Value = api.create("/api/v1/namespaces/held/configmaps", &held).await.expect("configmap");
+    let _: Value =
+        api.create("/api/v1/namespaces/held/configmaps", &json!({"metadata": {"name": "free"}})).await.expect("cm");
+    let _: Value = api.delete("/api/v1/namespaces/held", &json!({})).await.expect("delete namespace");
+    let ns = eventually("the finalizer condition", Duration::from_secs(20), || async {
+        let ns: Value = api.get("/api/v1/namespaces/held").await.ok()?;
+        let conditions = ns.pointer("/status/conditions")?.as_array()?.clone();
+        conditions.iter().any(|c| c["type"] == "NamespaceFinalizersRemaining").then_some(ns)
+    })
+    .await;
+    assert_eq!(str_at(&ns, "/status/phase"), "Terminating");
+    let conditions = ns["status"]["conditions"].as_array().cloned().unwrap_or_default();
+    let find = |kind: &str| conditions.iter().find(|c| c["type"] == kind).cloned().unwrap_or_default();
+    assert_eq!(
+        find("NamespaceFinalizersRemaining")["message"],
+        "Some content in the namespace has finalizers remaining: example.com/hold in 1 resource instances"
+    );
+    assert_eq!(
+        find("NamespaceContentRemaining")["message"],
+        "Some resources are remaining: configmaps. has 1 resource instances"
+    );
+    assert!(
+        api.get::<Value>("/api/v1/namespaces/held/configmaps/free").await.is_err(),
+        "content without finalizers is gone"
+    );
+    let _: Value = api
+        .patch_merge("/api/v1/namespaces/held/configmaps/keep", &json!({"metadata": {"finalizers": null}}))
+        .await
+        .expect("patch");
+    eventually("the namespace to go", Duration::from_secs(30), || async {
+        api.get::<Value>("/api/v1/namespaces/held").await.err().filter(|e| e.is_not_found()).map(|_| ())
+    })
+    .await;
+}

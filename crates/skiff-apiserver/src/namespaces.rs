@@ -6,6 +6,7 @@
 //! gone are ignored), so several servers doing it at once is harmless, and a periodic sweep
 //! resumes what a server that died left half done.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -120,6 +121,9 @@ async fn sweep(state: &ApiState) -> Result<(), StoreError> {
 /// whether the namespace is gone.
 async fn finalize(state: &ApiState, name: &str) -> Result<bool, StoreError> {
     let mut remaining = 0;
+    // What is left after this pass: instances per resource, and per finalizer that holds them.
+    let mut left: BTreeMap<String, usize> = BTreeMap::new();
+    let mut held: BTreeMap<String, usize> = BTreeMap::new();
     // Resources stored as another version share its keys and are emptied with it.
     for r in
         registry::RESOURCES.iter().filter(|r| r.namespaced && r.storage == Storage::Stored && r.stored_as.is_none())
@@ -134,11 +138,12 @@ async fn finalize(state: &ApiState, name: &str) -> Result<bool, StoreError> {
         for rec in page.items {
             remaining += 1;
             let obj = objects::from_record(&rec).map_err(|e| StoreError::Internal(e.to_string()))?;
-            if objects::meta(&obj)
-                .and_then(|m| m.get("finalizers"))
-                .and_then(Value::as_array)
-                .is_some_and(|f| !f.is_empty())
-            {
+            let finalizers = objects::meta(&obj).and_then(|m| m.get("finalizers")).and_then(Value::as_array);
+            if let Some(finalizers) = finalizers.filter(|f| !f.is_empty()) {
+                *left.entry(format!("{}.{}", r.plural, r.group)).or_default() += 1;
+                for f in finalizers.iter().filter_map(Value::as_str) {
+                    *held.entry(f.to_string()).or_default() += 1;
+                }
                 continue;
             }
             match state.store.delete(&rec.key, Precondition::revision(rec.revision)).await {
@@ -153,10 +158,91 @@ async fn finalize(state: &ApiState, name: &str) -> Result<bool, StoreError> {
         }
     }
     if remaining > 0 {
+        if !left.is_empty() {
+            report_remaining(state, name, &left, &held).await?;
+        }
         return Ok(false);
     }
     match state.store.delete(&format!("/registry/core/namespaces/{name}"), Precondition::none()).await {
         Ok(_) | Err(StoreError::NotFound { .. }) => Ok(true),
+        Err(e) => Err(e),
+    }
+}
+
+/// Writes the conditions upstream's namespace controller shows while content with finalizers
+/// keeps a namespace terminating, so `kubectl describe namespace` says what it waits for.
+async fn report_remaining(
+    state: &ApiState,
+    name: &str,
+    left: &BTreeMap<String, usize>,
+    held: &BTreeMap<String, usize>,
+) -> Result<(), StoreError> {
+    let key = format!("/registry/core/namespaces/{name}");
+    let Some(rec) = state.store.get(&key, Consistency::Linearizable).await? else {
+        return Ok(());
+    };
+    let mut ns = objects::from_record(&rec).map_err(|e| StoreError::Internal(e.to_string()))?;
+    let list = |m: &BTreeMap<String, usize>| {
+        m.iter().map(|(what, n)| format!("{what} in {n} resource instances")).collect::<Vec<_>>().join(", ")
+    };
+    let remaining: Vec<String> = left.iter().map(|(r, n)| format!("{r} has {n} resource instances")).collect();
+    let wanted = [
+        (
+            "NamespaceDeletionDiscoveryFailure",
+            "False",
+            "ResourcesDiscovered",
+            "All resources successfully discovered".to_string(),
+        ),
+        (
+            "NamespaceDeletionGroupVersionParsingFailure",
+            "False",
+            "ParsedGroupVersions",
+            "All legacy kube types successfully parsed".to_string(),
+        ),
+        (
+            "NamespaceDeletionContentFailure",
+            "False",
+            "ContentDeleted",
+            "All content successfully deleted, may be waiting on finalization".to_string(),
+        ),
+        (
+            "NamespaceContentRemaining",
+            "True",
+            "SomeResourcesRemain",
+            format!("Some resources are remaining: {}", remaining.join(", ")),
+        ),
+        (
+            "NamespaceFinalizersRemaining",
+            "True",
+            "SomeFinalizersRemain",
+            format!("Some content in the namespace has finalizers remaining: {}", list(held)),
+        ),
+    ];
+    let current = ns.pointer("/status/conditions").and_then(Value::as_array).cloned().unwrap_or_default();
+    let unchanged = wanted.iter().all(|(kind, status, reason, message)| {
+        current
+            .iter()
+            .any(|c| c["type"] == *kind && c["status"] == *status && c["reason"] == *reason && c["message"] == *message)
+    });
+    if unchanged {
+        return Ok(());
+    }
+    let now = objects::now();
+    let conditions: Vec<Value> = wanted
+        .iter()
+        .map(|(kind, status, reason, message)| {
+            let since = current
+                .iter()
+                .find(|c| c["type"] == *kind && c["status"] == *status)
+                .and_then(|c| c.get("lastTransitionTime").cloned())
+                .unwrap_or_else(|| json!(now));
+            json!({"type": kind, "status": status, "reason": reason, "message": message, "lastTransitionTime": since})
+        })
+        .collect();
+    ns["status"]["conditions"] = Value::Array(conditions);
+    let bytes = objects::to_bytes(&ns).map_err(|e| StoreError::Internal(e.to_string()))?;
+    match state.store.update(&key, bytes, Precondition::revision(rec.revision)).await {
+        Ok(_) | Err(StoreError::NotFound { .. } | StoreError::Conflict { .. }) => Ok(()),
         Err(e) => Err(e),
     }
 }
