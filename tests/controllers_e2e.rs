@@ -370,9 +370,14 @@ async fn a_paused_leaders_controllers_change_nothing_after_it_resumes() {
     create_deployment(&api, "fenced", 6).await;
     assert_converged(&api, "fenced", 6).await;
 
+    let old_addr = cluster.server(old).expect("server").api_addr.clone();
+    let term = metric(&old_addr, "skiff_raft_term ").await.expect("the leader's term");
     cluster.signal(old, "-STOP").expect("SIGSTOP");
     scale(&api, "fenced", 2).await;
     assert_converged(&api, "fenced", 2).await;
+    let fenced = |outcome: &str| format!("skiff_fenced_writes_total{{term=\"{term}\",outcome=\"{outcome}\"}} ");
+    let accepted_before = metric(api.addr(), &fenced("accepted")).await.unwrap_or(0);
+    let refused_before = metric(api.addr(), &fenced("refused")).await.unwrap_or(0);
     let before: Vec<String> = active_pods(&api, "default", "app%3Dfenced")
         .await
         .iter()
@@ -388,6 +393,22 @@ async fn a_paused_leaders_controllers_change_nothing_after_it_resumes() {
         .collect();
     assert_eq!(before, after, "the resumed leader changed the pods");
     assert_converged(&api, "fenced", 2).await;
+    // The store's own history: nothing the old leadership sent after the pause got through.
+    let accepted_after = metric(api.addr(), &fenced("accepted")).await.unwrap_or(0);
+    let refused_after = metric(api.addr(), &fenced("refused")).await.unwrap_or(0);
+    println!(
+        "term {term}: {} writes accepted before the pause, {} after it; {} refused after it",
+        accepted_before,
+        accepted_after - accepted_before,
+        refused_after - refused_before
+    );
+    assert_eq!(accepted_after, accepted_before, "a deposed leadership's write was accepted");
+}
+
+/// A counter or gauge from a server's `/metrics`: the value on the line starting with `prefix`.
+async fn metric(addr: &str, prefix: &str) -> Option<u64> {
+    let (_, text) = skiff_testkit::cluster::http_get(addr, "/metrics").await?;
+    text.lines().find_map(|l| l.strip_prefix(prefix)).and_then(|v| v.trim().parse::<f64>().ok()).map(|v| v as u64)
 }
 
 /// A terminating namespace whose content has a finalizer says what it waits for, in upstream's

@@ -458,7 +458,12 @@ pub async fn write_with_retries(
         }
         let binding = p.subresource.as_deref() == Some("binding");
         let subresource = if binding { None } else { p.subresource.as_deref() };
+        // A binding also writes the PodScheduled condition, which a spec write would drop.
+        let bound_status = if binding { new.get("status").cloned() } else { None };
         admission::prepare_update(r, &current, &mut new, subresource);
+        if let Some(status) = bound_status {
+            new["status"] = status;
+        }
         // A binding is the one way a pod's node may change; validate it as if it always had it.
         let mut old = current.clone();
         if binding {

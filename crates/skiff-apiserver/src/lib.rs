@@ -202,6 +202,17 @@ async fn bind_pod(
         }
         let mut new = current.clone();
         new["spec"]["nodeName"] = node.clone().into();
+        // As upstream's binding does: the pod is scheduled from this write on, not from a
+        // second status write a scheduler may never get to.
+        let scheduled = serde_json::json!({"type": "PodScheduled", "status": "True", "lastProbeTime": null,
+            "lastTransitionTime": objects::now()});
+        let mut conditions: Vec<serde_json::Value> = new
+            .pointer("/status/conditions")
+            .and_then(serde_json::Value::as_array)
+            .map(|c| c.iter().filter(|c| c["type"] != "PodScheduled").cloned().collect())
+            .unwrap_or_default();
+        conditions.insert(0, scheduled);
+        new["status"]["conditions"] = serde_json::Value::Array(conditions);
         Ok(new)
     })
     .await?;

@@ -70,9 +70,34 @@ pub fn record_write(result: &Result<skiff_store::Record, skiff_store::StoreError
     }
 }
 
-/// The histograms in Prometheus text format.
+/// Fenced writes this server's state machine applied, per fencing token (the term whose leader
+/// issued them): `[accepted, refused]`. Every replica applies the same log, so every server
+/// shows the same history; only the newest terms are kept.
+static FENCED: std::sync::Mutex<std::collections::BTreeMap<u64, [u64; 2]>> =
+    std::sync::Mutex::new(std::collections::BTreeMap::new());
+const FENCED_TERMS_KEPT: usize = 32;
+
+/// Records that a write fenced by `fence` was applied (`accepted`) or refused.
+pub fn record_fenced(fence: u64, accepted: bool) {
+    if let Ok(mut terms) = FENCED.lock() {
+        terms.entry(fence).or_default()[usize::from(!accepted)] += 1;
+        while terms.len() > FENCED_TERMS_KEPT {
+            terms.pop_first();
+        }
+    }
+}
+
+/// The histograms and counters in Prometheus text format.
 pub fn render() -> String {
     let mut out = String::new();
+    out.push_str("# HELP skiff_fenced_writes_total Fenced writes applied, by the term that issued them and outcome.\n");
+    out.push_str("# TYPE skiff_fenced_writes_total counter\n");
+    if let Ok(terms) = FENCED.lock() {
+        for (term, [accepted, refused]) in terms.iter() {
+            let _ = writeln!(out, "skiff_fenced_writes_total{{term=\"{term}\",outcome=\"accepted\"}} {accepted}");
+            let _ = writeln!(out, "skiff_fenced_writes_total{{term=\"{term}\",outcome=\"refused\"}} {refused}");
+        }
+    }
     out.push_str("# HELP skiff_store_write_duration_seconds Writes proposed through this server, by outcome.\n");
     out.push_str("# TYPE skiff_store_write_duration_seconds histogram\n");
     WRITE_OK.render(&mut out, "skiff_store_write_duration_seconds", "result=\"ok\",");

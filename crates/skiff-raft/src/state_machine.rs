@@ -196,11 +196,15 @@ fn apply_command(
 ) -> io::Result<(CommandResult, Option<Event>)> {
     let cmd = match cmd {
         Command::Fenced { term: fence, inner } if fence != term => {
+            crate::metrics::record_fenced(fence, false);
             let key = inner.key().to_string();
             let reason = format!("the leadership of term {fence} has ended (written in term {term})");
             return Ok((CommandResult(Err(StoreError::Fenced { key, reason })), None));
         }
-        Command::Fenced { inner, .. } => *inner,
+        Command::Fenced { term: fence, inner } => {
+            crate::metrics::record_fenced(fence, true);
+            *inner
+        }
         plain => plain,
     };
     let key = cmd.key().to_string();

@@ -12,10 +12,22 @@
 //! when either cache changes, and at least every `retry` otherwise, so a pod left unschedulable
 //! is looked at again when anything changes and periodically. A pod's `FailedScheduling` event
 //! and `PodScheduled=False` condition are written once per distinct message, not on every pass.
+//!
+//! A pass decides for every waiting pod first, each decision counting the pods placed before it
+//! (upstream's "assume"), then binds them all concurrently: one `pods/binding` write (which also
+//! sets `PodScheduled=True`) and one `Scheduled` event per pod. A pod that fits nowhere waits
+//! before it is tried again, as upstream's queue makes it: until the cluster changes (a node, or
+//! the set of bound pods) and its back-off (1 s, doubling to 10 s) has passed, or at most 5
+//! minutes.
 
 use std::collections::HashMap;
+use std::hash::Hash;
+use std::hash::Hasher;
 use std::sync::Arc;
 use std::time::Duration;
+use std::time::Instant;
+
+use futures::StreamExt;
 
 use k8s_openapi::api::core::v1::Node;
 use k8s_openapi::api::core::v1::Pod;
@@ -56,6 +68,7 @@ impl Runner {
         let nodes = Reflector::<Node>::start(self.client.clone(), "/api/v1/nodes");
         let mut pods: Option<Reflector<Pod>> = None;
         let mut announced: HashMap<String, String> = HashMap::new();
+        let mut backoff: HashMap<String, Backoff> = HashMap::new();
         loop {
             match &pods {
                 Some(pods) => tokio::select! {
@@ -77,7 +90,8 @@ impl Runner {
                 continue;
             }
             let snapshot = Snapshot { nodes: node_list, pods: pods.snapshot() };
-            if let Err(e) = pass(&client, snapshot, &mut announced).await {
+            let cluster = fingerprint(nodes.revision(), &snapshot);
+            if let Err(e) = pass(&client, snapshot, &mut announced, &mut backoff, cluster).await {
                 tracing::debug!(term, "scheduling pass: {e}");
             }
         }
@@ -96,41 +110,91 @@ fn waiting(pod: &Pod) -> bool {
         && !matches!(phase, "Succeeded" | "Failed")
 }
 
-/// One look at the cluster: every waiting pod, oldest first, is bound or explained.
+/// When a pod that fit nowhere is tried again.
+struct Backoff {
+    /// Failed attempts so far.
+    attempts: u32,
+    /// The earliest next attempt.
+    until: Instant,
+    /// The latest next attempt, even if nothing changes.
+    at_most: Instant,
+    /// The cluster as it was at the failure (see [`fingerprint`]).
+    cluster: u64,
+}
+
+const INITIAL_BACKOFF: Duration = Duration::from_secs(1);
+const MAX_BACKOFF: Duration = Duration::from_secs(10);
+const MAX_UNSCHEDULABLE_WAIT: Duration = Duration::from_secs(300);
+/// Bindings carried out at once.
+const PARALLEL_BINDS: usize = 32;
+
+impl Backoff {
+    fn after_failure(previous: Option<&Backoff>, cluster: u64, now: Instant) -> Self {
+        let attempts = previous.map_or(1, |b| b.attempts.saturating_add(1));
+        let wait = INITIAL_BACKOFF.saturating_mul(1 << attempts.saturating_sub(1).min(4)).min(MAX_BACKOFF);
+        Self { attempts, until: now + wait, at_most: now + MAX_UNSCHEDULABLE_WAIT, cluster }
+    }
+
+    fn ready(&self, cluster: u64, now: Instant) -> bool {
+        now >= self.at_most || (now >= self.until && cluster != self.cluster)
+    }
+}
+
+/// What a waiting pod's fit depends on, in one number: the nodes' revision and which pods are
+/// bound where. When it changes, pods that fit nowhere may fit now.
+fn fingerprint(nodes_revision: u64, snapshot: &Snapshot) -> u64 {
+    let mut bound: u64 = 0;
+    for pod in &snapshot.pods {
+        let node = pod.spec.as_ref().and_then(|s| s.node_name.as_deref()).unwrap_or("");
+        if node.is_empty() {
+            continue;
+        }
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        (pod.metadata.uid.as_deref(), node).hash(&mut h);
+        bound ^= h.finish();
+    }
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    (nodes_revision, bound).hash(&mut h);
+    h.finish()
+}
+
+/// One look at the cluster: every waiting pod, oldest first, is placed or explained; then the
+/// placements are bound concurrently.
 async fn pass(
     client: &Client,
     mut snapshot: Snapshot,
     announced: &mut HashMap<String, String>,
+    backoff: &mut HashMap<String, Backoff>,
+    cluster: u64,
 ) -> Result<(), ClientError> {
     let mut pending: Vec<Pod> = snapshot.pods.iter().filter(|p| waiting(p)).cloned().collect();
+    backoff.retain(|uid, _| pending.iter().any(|p| p.metadata.uid.as_deref() == Some(uid)));
     if pending.is_empty() {
         return Ok(());
     }
+    let now = Instant::now();
+    pending.retain(|p| backoff.get(p.metadata.uid.as_deref().unwrap_or("")).is_none_or(|b| b.ready(cluster, now)));
     pending.sort_by(|a, b| {
         (a.metadata.creation_timestamp.as_ref().map(|t| t.0), &a.metadata.name)
             .cmp(&(b.metadata.creation_timestamp.as_ref().map(|t| t.0), &b.metadata.name))
     });
+    let mut placed: Vec<(Pod, String)> = Vec::new();
     for pod in pending {
         let (Some(ns), Some(name)) = (pod.metadata.namespace.clone(), pod.metadata.name.clone()) else { continue };
         let uid = pod.metadata.uid.clone().unwrap_or_default();
         match schedule(&pod, &snapshot) {
-            Decision::Bind { node, .. } => match bind(client, &ns, &name, &node).await {
-                Ok(()) => {
-                    announced.remove(&uid);
-                    if let Some(bound) = snapshot.pods.iter_mut().find(|p| p.metadata.uid.as_deref() == Some(&uid)) {
-                        if let Some(spec) = bound.spec.as_mut() {
-                            spec.node_name = Some(node.clone());
-                        }
+            Decision::Bind { node, .. } => {
+                // Later decisions in this pass see this pod on its node.
+                if let Some(assumed) = snapshot.pods.iter_mut().find(|p| p.metadata.uid.as_deref() == Some(&uid)) {
+                    if let Some(spec) = assumed.spec.as_mut() {
+                        spec.node_name = Some(node.clone());
                     }
-                    let message = format!("Successfully assigned {ns}/{name} to {node}");
-                    event(client, &pod, "Normal", "Scheduled", &message).await;
-                    tracing::info!(pod = %format!("{ns}/{name}"), %node, "bound");
                 }
-                // Someone bound it meanwhile (or our leadership ended): the next pass sees.
-                Err(e) if e.is_conflict() || e.is_not_found() => {}
-                Err(e) => return Err(e),
-            },
+                placed.push((pod, node));
+            }
             Decision::Unschedulable { message, .. } => {
+                let next = Backoff::after_failure(backoff.get(&uid), cluster, now);
+                backoff.insert(uid.clone(), next);
                 if snapshot.nodes.is_empty() || announced.get(&uid) == Some(&message) {
                     continue;
                 }
@@ -139,16 +203,40 @@ async fn pass(
             }
         }
     }
-    Ok(())
+    // Built eagerly, each future owning what it needs, so the pass stays `Send`.
+    let binds: Vec<_> = placed.into_iter().map(|(pod, node)| bind_and_announce(client.clone(), pod, node)).collect();
+    let outcomes: Vec<Result<String, ClientError>> =
+        futures::stream::iter(binds).buffer_unordered(PARALLEL_BINDS).collect().await;
+    let mut failure = None;
+    for outcome in outcomes {
+        match outcome {
+            Ok(uid) => {
+                announced.remove(&uid);
+            }
+            // Someone bound it meanwhile (or our leadership ended): the next pass sees.
+            Err(e) if e.is_conflict() || e.is_not_found() => {}
+            Err(e) => failure = Some(e),
+        }
+    }
+    failure.map_or(Ok(()), Err)
+}
+
+/// Binds one pod and records its `Scheduled` event; answers the pod's uid.
+async fn bind_and_announce(client: Client, pod: Pod, node: String) -> Result<String, ClientError> {
+    let ns = pod.metadata.namespace.clone().unwrap_or_default();
+    let name = pod.metadata.name.clone().unwrap_or_default();
+    bind(&client, &ns, &name, &node).await?;
+    let message = format!("Successfully assigned {ns}/{name} to {node}");
+    event(&client, &pod, "Normal", "Scheduled", &message).await;
+    tracing::info!(pod = %format!("{ns}/{name}"), %node, "bound");
+    Ok(pod.metadata.uid.clone().unwrap_or_default())
 }
 
 async fn bind(client: &Client, ns: &str, name: &str, node: &str) -> Result<(), ClientError> {
     let binding = json!({"apiVersion": "v1", "kind": "Binding", "metadata": {"name": name, "namespace": ns},
         "target": {"apiVersion": "v1", "kind": "Node", "name": node}});
+    // The binding sets PodScheduled=True too, as upstream's does.
     let _: Value = client.create(&format!("/api/v1/namespaces/{ns}/pods/{name}/binding"), &binding).await?;
-    let condition = json!({"status": {"conditions": [{"type": "PodScheduled", "status": "True",
-        "lastTransitionTime": now()}]}});
-    let _: Value = client.patch_strategic(&format!("/api/v1/namespaces/{ns}/pods/{name}/status"), &condition).await?;
     Ok(())
 }
 
@@ -195,4 +283,41 @@ async fn event(client: &Client, pod: &Pod, kind: &str, reason: &str, message: &s
 
 fn now() -> String {
     jiff::Timestamp::now().strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_to_ten_seconds_and_waits_for_a_change() {
+        let t0 = Instant::now();
+        let first = Backoff::after_failure(None, 7, t0);
+        assert_eq!(first.until - t0, Duration::from_secs(1));
+        assert!(!first.ready(8, t0), "the back-off is honoured even after a change");
+        assert!(!first.ready(7, t0 + Duration::from_secs(2)), "nothing changed");
+        assert!(first.ready(8, t0 + Duration::from_secs(1)), "changed and backed off");
+        assert!(first.ready(7, t0 + MAX_UNSCHEDULABLE_WAIT), "tried again at the latest after five minutes");
+        let mut b = first;
+        let mut waits = Vec::new();
+        for _ in 0..6 {
+            b = Backoff::after_failure(Some(&b), 7, t0);
+            waits.push((b.until - t0).as_secs());
+        }
+        assert_eq!(waits, vec![2, 4, 8, 10, 10, 10]);
+    }
+
+    #[test]
+    fn the_fingerprint_follows_nodes_and_bound_pods() {
+        let pod = |uid: &str, node: &str| -> Pod {
+            serde_json::from_value(json!({"metadata": {"uid": uid}, "spec": {"containers": [], "nodeName": node}}))
+                .expect("fixture")
+        };
+        let snapshot = |pods: Vec<Pod>| Snapshot { nodes: Vec::new(), pods };
+        let base = fingerprint(5, &snapshot(vec![pod("a", "n1"), pod("b", "")]));
+        assert_eq!(base, fingerprint(5, &snapshot(vec![pod("b", ""), pod("a", "n1")])), "order does not matter");
+        assert_ne!(base, fingerprint(6, &snapshot(vec![pod("a", "n1"), pod("b", "")])), "a node changed");
+        assert_ne!(base, fingerprint(5, &snapshot(vec![pod("a", "n1"), pod("b", "n2")])), "a pod was bound");
+        assert_ne!(base, fingerprint(5, &snapshot(vec![pod("b", "")])), "a bound pod went away");
+    }
 }
