@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what building and testing skiff needs on Debian 12 (idempotent; needs root or sudo).
 set -euo pipefail
-PKGS=(clang libclang-dev protobuf-compiler libprotobuf-dev etcd-server etcd-client iptables iproute2 fio)
+PKGS=(clang libclang-dev protobuf-compiler libprotobuf-dev curl openssl etcd-server etcd-client iptables iproute2 fio)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -10,16 +10,28 @@ use axum::routing::get;
 use axum::Router;
 use skiff_raft::RaftNode;
 
-pub async fn serve(node: Arc<RaftNode>, api: Arc<skiff_apiserver::ApiState>, listener: tokio::net::TcpListener) {
+pub async fn serve(
+    node: Arc<RaftNode>,
+    api: Arc<skiff_apiserver::ApiState>,
+    listener: tokio::net::TcpListener,
+    tls: Option<Arc<rustls::ServerConfig>>,
+    auth: Arc<skiff_apiserver::authn::Authenticator>,
+) {
     let app = Router::new()
         .route("/livez", get(|| async { "ok" }))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .with_state(node)
-        .merge(skiff_apiserver::router(api));
-    if let Err(e) = axum::serve(listener, app).await {
-        tracing::error!("API server stopped: {e}");
+        .merge(skiff_apiserver::router(api))
+        .layer(axum::middleware::from_fn_with_state(auth, skiff_apiserver::authn::require));
+    match tls {
+        Some(config) => crate::tls::serve(listener, app, config).await,
+        None => {
+            if let Err(e) = axum::serve(listener, app).await {
+                tracing::error!("API server stopped: {e}");
+            }
+        }
     }
 }
 

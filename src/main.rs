@@ -3,7 +3,9 @@
 mod http;
 mod local;
 mod member;
+mod pki;
 mod server;
+mod tls;
 
 use clap::Parser;
 use clap::Subcommand;
@@ -25,6 +27,10 @@ enum Command {
     Member(member::MemberArgs),
     /// Start or stop a local HA cluster on this machine.
     Local(local::LocalArgs),
+    /// Create the cluster CA and issue server and client certificates.
+    Pki(pki::PkiArgs),
+    /// Print a kubeconfig with a freshly signed client certificate (admin use).
+    Kubeconfig(pki::KubeconfigArgs),
 }
 
 /// The API path allocates many small, short-lived JSON nodes; glibc's malloc and free were
@@ -47,6 +53,8 @@ fn main() -> anyhow::Result<()> {
             Command::Server(args) => server::run(args).await,
             Command::Member(args) => member::run(args).await,
             Command::Local(args) => local::run(args).await,
+            Command::Pki(args) => pki::run(args),
+            Command::Kubeconfig(args) => pki::kubeconfig(args),
         }
     })
 }

@@ -67,6 +67,26 @@ pub struct ServerArgs {
     /// Terminated pods kept before the oldest are deleted.
     #[arg(long, default_value_t = 12_500)]
     pub terminated_pod_gc_threshold: usize,
+    /// The API port's serving certificate (PEM, with its chain); with `--tls-private-key-file`
+    /// the port speaks only TLS. Reloaded when the file changes.
+    #[arg(long, requires = "tls_private_key_file")]
+    pub tls_cert_file: Option<PathBuf>,
+    /// The serving certificate's private key (PEM).
+    #[arg(long, requires = "tls_cert_file")]
+    pub tls_private_key_file: Option<PathBuf>,
+    /// The CA that signs client certificates (x509 authentication: CN the user, O the groups).
+    /// With it, every request but health and version must authenticate.
+    #[arg(long, requires = "tls_cert_file")]
+    pub client_ca_file: Option<PathBuf>,
+    /// Static bearer tokens, upstream's format: `token,user,uid[,"group1,group2"]` per line.
+    #[arg(long, requires = "client_ca_file")]
+    pub token_auth_file: Option<PathBuf>,
+    /// The client certificate and key this server's scheduler and controllers present to the
+    /// API (their identity). Default: the serving certificate, which is also a client one.
+    #[arg(long, requires = "component_key_file")]
+    pub component_cert_file: Option<PathBuf>,
+    #[arg(long, requires = "component_cert_file")]
+    pub component_key_file: Option<PathBuf>,
 }
 
 impl ServerArgs {
@@ -156,20 +176,33 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         true => SocketAddr::new(std::net::Ipv4Addr::LOCALHOST.into(), args.api_listen.port()),
         false => args.api_listen,
     };
+    let tls = match (&args.tls_cert_file, &args.tls_private_key_file) {
+        (Some(cert), Some(key)) => {
+            Some(crate::tls::TlsFiles { cert: cert.clone(), key: key.clone(), client_ca: args.client_ca_file.clone() })
+        }
+        _ => None,
+    };
+    let component_client = component_client(&args, tls.as_ref(), &local_api.to_string())?;
+    let tokens = match &args.token_auth_file {
+        Some(path) => skiff_apiserver::authn::parse_token_file(path)?,
+        None => Default::default(),
+    };
+    let auth = Arc::new(skiff_apiserver::authn::Authenticator::new(args.client_ca_file.is_some(), tokens));
+    let tls_config = tls.as_ref().map(crate::tls::server_config).transpose()?;
     let controllers = tokio::spawn(skiff_controllers::manager::run(
-        skiff_client::Client::new(&local_api.to_string()),
+        component_client.clone(),
         node.clone(),
         args.controller_settings(),
     ));
     let scheduler = tokio::spawn(
         skiff_scheduler::runner::Runner {
-            client: skiff_client::Client::new(&local_api.to_string()),
+            client: component_client,
             leadership: node.clone(),
             retry: std::time::Duration::from_millis(500),
         }
         .run(),
     );
-    let http = tokio::spawn(crate::http::serve(node.clone(), api_state, api));
+    let http = tokio::spawn(crate::http::serve(node.clone(), api_state, api, tls_config, auth));
 
     let stopped = node.stopped();
     let result = tokio::select! {
@@ -201,6 +234,26 @@ async fn shutdown_signal() {
         _ = term.recv() => {}
         _ = int.recv() => {}
     }
+}
+
+/// The client the scheduler and controllers reach this server's API with: over TLS with their
+/// own certificate (or the serving one) when the port speaks TLS.
+fn component_client(
+    args: &ServerArgs,
+    tls: Option<&crate::tls::TlsFiles>,
+    local_api: &str,
+) -> anyhow::Result<skiff_client::Client> {
+    let Some(tls) = tls else {
+        return Ok(skiff_client::Client::new(local_api));
+    };
+    let ca = tls.client_ca.as_ref().context("--tls-cert-file needs --client-ca-file for the components' identity")?;
+    let (cert, key) = match (&args.component_cert_file, &args.component_key_file) {
+        (Some(cert), Some(key)) => (cert, key),
+        _ => (&tls.cert, &tls.key),
+    };
+    let files = skiff_client::ClientTls::from_files(ca, cert, key).context("reading the components' certificate")?;
+    // The serving certificate names this server's addresses, so the host we connect to is one.
+    Ok(skiff_client::Client::with_tls(local_api, &files)?)
 }
 
 #[cfg(test)]

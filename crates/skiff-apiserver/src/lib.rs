@@ -5,6 +5,7 @@
 //! the router, knows which segment is a resource.
 
 mod admission;
+pub mod authn;
 mod body;
 mod crud;
 mod discovery;

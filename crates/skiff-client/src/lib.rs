@@ -15,8 +15,12 @@ use bytes::Bytes;
 use futures::Stream;
 use http_body_util::BodyExt;
 use http_body_util::Full;
+use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::CertificateDer;
+use rustls_pki_types::PrivateKeyDer;
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde::Serialize;
@@ -65,27 +69,91 @@ pub struct List<T> {
     pub resource_version: String,
 }
 
+/// The TLS primitives skiff uses, clients and servers alike: ring's. rustls marks this provider
+/// deprecated for lacking post-quantum key exchange; the alternative (aws-lc-rs) needs a C/CMake
+/// build this project avoids. Switching later is one line here.
+#[allow(deprecated)]
+pub fn crypto_provider() -> Arc<rustls::crypto::CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+/// What a TLS client trusts and presents, as PEM.
+#[derive(Clone)]
+pub struct ClientTls {
+    /// The CA the server's certificate must chain to.
+    pub ca_pem: Vec<u8>,
+    /// The client certificate (the identity the server authenticates).
+    pub cert_pem: Vec<u8>,
+    pub key_pem: Vec<u8>,
+}
+
+impl ClientTls {
+    /// Reads the three PEM files.
+    pub fn from_files(ca: &std::path::Path, cert: &std::path::Path, key: &std::path::Path) -> std::io::Result<Self> {
+        Ok(Self { ca_pem: std::fs::read(ca)?, cert_pem: std::fs::read(cert)?, key_pem: std::fs::read(key)? })
+    }
+}
+
 /// A client of one API server.
 #[derive(Clone)]
 pub struct Client {
     base: String,
-    http: hyper_util::client::legacy::Client<HttpConnector, Full<Bytes>>,
+    http: hyper_util::client::legacy::Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
     fence: Option<u64>,
     timeout: Duration,
 }
 
 impl Client {
-    /// A client of the server at `addr` (`host:port`).
+    /// A client of the server at `addr` (`host:port`), in plain HTTP.
     pub fn new(addr: &str) -> Self {
+        let tls = rustls::ClientConfig::builder_with_provider(crypto_provider())
+            .with_safe_default_protocol_versions()
+            .map(|b| b.with_root_certificates(rustls::RootCertStore::empty()).with_no_client_auth());
+        match tls {
+            Ok(tls) => Self::build(format!("http://{addr}"), tls),
+            // The ring provider always supports the default versions; this arm is never taken.
+            Err(e) => unreachable!("rustls defaults: {e}"),
+        }
+    }
+
+    /// A client of the server at `addr` (`host:port`) over TLS: the server's certificate must
+    /// chain to `tls.ca_pem` and name the host of `addr`; the client presents `tls`'s
+    /// certificate (its identity: CN the user, O the groups).
+    pub fn with_tls(addr: &str, tls: &ClientTls) -> Result<Self, ClientError> {
+        let bad = |what: &str, e: &dyn std::fmt::Display| ClientError::Transport(format!("TLS {what}: {e}"));
+        let mut roots = rustls::RootCertStore::empty();
+        for cert in CertificateDer::pem_slice_iter(&tls.ca_pem) {
+            roots.add(cert.map_err(|e| bad("CA", &e))?).map_err(|e| bad("CA", &e))?;
+        }
+        let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&tls.cert_pem)
+            .collect::<Result<_, _>>()
+            .map_err(|e| bad("client certificate", &e))?;
+        let key = PrivateKeyDer::from_pem_slice(&tls.key_pem).map_err(|e| bad("client key", &e))?;
+        let config = rustls::ClientConfig::builder_with_provider(crypto_provider())
+            .with_safe_default_protocol_versions()
+            .map_err(|e| bad("versions", &e))?
+            .with_root_certificates(roots)
+            .with_client_auth_cert(chain, key)
+            .map_err(|e| bad("client certificate", &e))?;
+        Ok(Self::build(format!("https://{addr}"), config))
+    }
+
+    fn build(base: String, tls: rustls::ClientConfig) -> Self {
         let mut connector = HttpConnector::new();
         connector.set_nodelay(true);
+        connector.enforce_http(false);
+        let connector = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(tls)
+            .https_or_http()
+            .enable_http1()
+            .wrap_connector(connector);
         let http = hyper_util::client::legacy::Client::builder(TokioExecutor::new()).build(connector);
-        Self { base: format!("http://{addr}"), http, fence: None, timeout: Duration::from_secs(10) }
+        Self { base, http, fence: None, timeout: Duration::from_secs(10) }
     }
 
     /// The `host:port` this client talks to.
     pub fn addr(&self) -> &str {
-        self.base.trim_start_matches("http://")
+        self.base.trim_start_matches("http://").trim_start_matches("https://")
     }
 
     /// This client with every request carrying `fence` (a leadership's fencing token).

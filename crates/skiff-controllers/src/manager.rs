@@ -193,7 +193,13 @@ async fn lead(client: Client, token: u64, settings: Settings) {
             continue;
         }
         let snapshot = caches.snapshot();
-        let actions = decide(&snapshot, &settings.config);
+        let config = settings.config.clone();
+        // Reconciling is CPU work over every cached object: on the blocking pool, so it never
+        // holds up the runtime's workers (and Raft's heartbeats with them).
+        let Ok(actions) = tokio::task::spawn_blocking(move || decide(&snapshot, &config)).await else {
+            tracing::error!("a controller round failed to run");
+            continue;
+        };
         if actions.is_empty() {
             continue;
         }

@@ -88,6 +88,25 @@ struct PodTerms<'a> {
     preferred_anti: Vec<(i64, Term<'a>)>,
 }
 
+impl PodTerms<'_> {
+    fn is_empty(&self) -> bool {
+        self.required_affinity.is_empty()
+            && self.required_anti.is_empty()
+            && self.preferred_affinity.is_empty()
+            && self.preferred_anti.is_empty()
+    }
+}
+
+/// The placed pods on `node` that can matter to an incoming pod with `terms`: all of them if it
+/// has terms of its own, else only those with terms (theirs may reject or attract it).
+fn relevant<'n, 'a>(terms: &PodTerms<'_>, node: &'n NodeView<'a>) -> &'n [&'a Pod] {
+    if terms.is_empty() {
+        &node.with_affinity
+    } else {
+        &node.pods
+    }
+}
+
 fn terms_of(pod: &Pod) -> PodTerms<'_> {
     let namespace = namespace_of(pod);
     let affinity = pod.spec.as_ref().and_then(|s| s.affinity.as_ref());
@@ -144,7 +163,7 @@ impl<'a> AffinityFilter<'a> {
         let mut anti_pairs = HashSet::new();
         let mut existing_anti_pairs = HashSet::new();
         for node in &cluster.nodes {
-            for existing in &node.pods {
+            for existing in relevant(&terms, node) {
                 if !terms.required_affinity.is_empty() && terms.required_affinity.iter().all(|t| t.matches(existing)) {
                     affinity_pairs.extend(terms.required_affinity.iter().filter_map(|t| t.pair_on(node)));
                 }
@@ -200,7 +219,7 @@ pub(crate) fn preference_weights(pod: &Pod, cluster: &ClusterView<'_>, nodes: &[
         }
     };
     for node in &cluster.nodes {
-        for existing in &node.pods {
+        for existing in relevant(&terms, node) {
             for (weight, term) in &terms.preferred_affinity {
                 if term.matches(existing) {
                     add(term.pair_on(node), *weight);

@@ -16,6 +16,9 @@ pub(crate) struct NodeView<'a> {
     pub labels: &'a BTreeMap<String, String>,
     /// Bound, non-terminal pods other than the pod being scheduled.
     pub pods: Vec<&'a Pod>,
+    /// Those of `pods` with pod affinity or anti-affinity terms: the only ones whose own terms
+    /// can affect an incoming pod that has none.
+    pub with_affinity: Vec<&'a Pod>,
     /// Sum of the bound pods' actual requests.
     pub requested: ResourceList,
     /// Sum of the bound pods' requests with scoring defaults filled in.
@@ -27,6 +30,7 @@ pub(crate) struct NodeView<'a> {
 /// All nodes of the snapshot, in snapshot order.
 pub(crate) struct ClusterView<'a> {
     pub nodes: Vec<NodeView<'a>>,
+    index_by_name: HashMap<String, usize>,
 }
 
 /// The namespace a pod lives in; an unset namespace is `default` as in the API.
@@ -50,7 +54,7 @@ fn same_pod(a: &Pod, b: &Pod) -> bool {
 
 impl<'a> ClusterView<'a> {
     /// Builds the view for scheduling `incoming` against `snapshot`.
-    pub(crate) fn build(incoming: &Pod, snapshot: &'a Snapshot) -> Self {
+    pub(crate) fn build(incoming: Option<&Pod>, snapshot: &'a Snapshot) -> Self {
         let mut nodes: Vec<NodeView<'a>> = snapshot
             .nodes
             .iter()
@@ -59,6 +63,7 @@ impl<'a> ClusterView<'a> {
                 name: node.metadata.name.as_deref().unwrap_or_default(),
                 labels: labels_of(&node.metadata.labels),
                 pods: Vec::new(),
+                with_affinity: Vec::new(),
                 requested: ResourceList::default(),
                 non_zero_requested: ResourceList::default(),
                 allocatable: parse_list(
@@ -77,20 +82,37 @@ impl<'a> ClusterView<'a> {
         for pod in &snapshot.pods {
             let Some(node_name) = pod.spec.as_ref().and_then(|s| s.node_name.as_deref()) else { continue };
             let Some(&index) = index_by_name.get(node_name) else { continue };
-            if is_terminal(pod) || same_pod(pod, incoming) {
+            if is_terminal(pod) || incoming.is_some_and(|incoming| same_pod(pod, incoming)) {
                 continue;
             }
-            let view = &mut nodes[index];
-            view.pods.push(pod);
-            // Lenient: a bound pod is already running and cannot be rejected;
-            // an unreadable entry must not make the whole node unusable.
-            if let Ok(requests) = pod_requests(pod, RequestMode::Actual, Strictness::Lenient) {
-                view.requested.add(&requests);
-            }
-            if let Ok(requests) = pod_requests(pod, RequestMode::NonZeroForScoring, Strictness::Lenient) {
-                view.non_zero_requested.add(&requests);
-            }
+            nodes[index].place(pod);
         }
-        Self { nodes }
+        Self { nodes, index_by_name: index_by_name.into_iter().map(|(k, v)| (k.to_string(), v)).collect() }
+    }
+
+    /// Counts `pod` on the node named `node` from now on (upstream's "assume": later decisions
+    /// of the same pass see it there before its binding is written).
+    pub(crate) fn assume(&mut self, pod: &'a Pod, node: &str) {
+        if let Some(&index) = self.index_by_name.get(node) {
+            self.nodes[index].place(pod);
+        }
+    }
+}
+
+impl<'a> NodeView<'a> {
+    fn place(&mut self, pod: &'a Pod) {
+        self.pods.push(pod);
+        let affinity = pod.spec.as_ref().and_then(|s| s.affinity.as_ref());
+        if affinity.is_some_and(|a| a.pod_affinity.is_some() || a.pod_anti_affinity.is_some()) {
+            self.with_affinity.push(pod);
+        }
+        // Lenient: a bound pod is already running and cannot be rejected;
+        // an unreadable entry must not make the whole node unusable.
+        if let Ok(requests) = pod_requests(pod, RequestMode::Actual, Strictness::Lenient) {
+            self.requested.add(&requests);
+        }
+        if let Ok(requests) = pod_requests(pod, RequestMode::NonZeroForScoring, Strictness::Lenient) {
+            self.non_zero_requested.add(&requests);
+        }
     }
 }

@@ -140,29 +140,59 @@ pub enum Decision {
 /// input; bad quantities on the pod make it unschedulable, bad quantities on a
 /// node exclude that node, and bad quantities on bound pods are ignored.
 pub fn schedule(pod: &Pod, snapshot: &Snapshot) -> Decision {
-    let request = match pod_requests(pod, RequestMode::Actual, Strictness::Strict) {
-        Ok(request) => request,
-        Err(err) => {
-            return Decision::Unschedulable {
-                message: format!("pod has an invalid resource quantity: {err}"),
-                reasons: BTreeMap::new(),
-            }
+    if let Some(decision) = early_decision(pod, snapshot) {
+        return decision;
+    }
+    decide(pod, &ClusterView::build(Some(pod), snapshot))
+}
+
+/// Decides for every pod of `pending`, in order, each decision counting the pods placed by the
+/// earlier ones (as a scheduler that binds them in that order would see). The cluster is
+/// examined once, not once per pod, so a pass over many waiting pods costs about pending × nodes.
+pub fn schedule_all(pending: &[Pod], snapshot: &Snapshot) -> Vec<Decision> {
+    let mut cluster = ClusterView::build(None, snapshot);
+    let mut decisions = Vec::with_capacity(pending.len());
+    for pod in pending {
+        let decision = match early_decision(pod, snapshot) {
+            Some(decision) => decision,
+            None => decide(pod, &cluster),
+        };
+        if let Decision::Bind { node, .. } = &decision {
+            cluster.assume(pod, node);
         }
-    };
-    if snapshot.nodes.is_empty() {
+        decisions.push(decision);
+    }
+    decisions
+}
+
+/// The decisions that need no look at the nodes: an invalid pod, an empty cluster.
+fn early_decision(pod: &Pod, snapshot: &Snapshot) -> Option<Decision> {
+    if let Err(err) = pod_requests(pod, RequestMode::Actual, Strictness::Strict) {
+        return Some(Decision::Unschedulable {
+            message: format!("pod has an invalid resource quantity: {err}"),
+            reasons: BTreeMap::new(),
+        });
+    }
+    snapshot.nodes.is_empty().then(|| Decision::Unschedulable {
+        message: "0/0 nodes are available: no nodes registered.".to_string(),
+        reasons: BTreeMap::new(),
+    })
+}
+
+/// The filters and scores of one pod against a view of the cluster.
+fn decide(pod: &Pod, cluster: &ClusterView<'_>) -> Decision {
+    let Ok(request) = pod_requests(pod, RequestMode::Actual, Strictness::Strict) else {
         return Decision::Unschedulable {
-            message: "0/0 nodes are available: no nodes registered.".to_string(),
+            message: "pod has an invalid resource quantity".into(),
             reasons: BTreeMap::new(),
         };
-    }
-
-    let cluster = ClusterView::build(pod, snapshot);
+    };
     let filters = Filters {
         pod,
         request: &request,
         host_ports: ports::host_ports(pod),
-        spread: SpreadFilter::new(pod, &cluster),
-        affinity: AffinityFilter::new(pod, &cluster),
+        spread: SpreadFilter::new(pod, cluster),
+        affinity: AffinityFilter::new(pod, cluster),
     };
 
     let mut feasible: Vec<&NodeView<'_>> = Vec::new();
@@ -185,12 +215,17 @@ pub fn schedule(pod: &Pod, snapshot: &Snapshot) -> Decision {
     // falling back keeps the function total without an unwrap.
     let scoring_request =
         pod_requests(pod, RequestMode::NonZeroForScoring, Strictness::Strict).unwrap_or_else(|_| request.clone());
-    let totals = total_scores(pod, &request, &scoring_request, &cluster, &feasible);
+    let totals = total_scores(pod, &request, &scoring_request, cluster, &feasible);
 
-    let best = feasible
-        .iter()
-        .zip(totals)
-        .max_by(|(a, a_score), (b, b_score)| a_score.cmp(b_score).then_with(|| b.name.cmp(a.name)));
+    // Ties go to the node whose hash with the pod is highest: deterministic for one pod, yet
+    // different pods with equal scores spread over the tied nodes (upstream picks at random).
+    let uid = pod.metadata.uid.as_deref().or(pod.metadata.name.as_deref()).unwrap_or("");
+    let best = feasible.iter().zip(totals).max_by(|(a, a_score), (b, b_score)| {
+        a_score
+            .cmp(b_score)
+            .then_with(|| tie_break(uid, a.name).cmp(&tie_break(uid, b.name)))
+            .then_with(|| b.name.cmp(a.name))
+    });
     match best {
         Some((node, score)) => Decision::Bind { node: node.name.to_string(), score },
         // Unreachable: `feasible` is non-empty. Kept total rather than panicking.
@@ -277,6 +312,16 @@ fn total_scores(
                 + WEIGHT_TOPOLOGY_SPREAD * spread[i]
         })
         .collect()
+}
+
+/// FNV-1a of the pod's uid and the node's name.
+fn tie_break(uid: &str, node: &str) -> u64 {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in uid.bytes().chain([0]).chain(node.bytes()) {
+        hash ^= u64::from(byte);
+        hash = hash.wrapping_mul(0x0100_0000_01b3);
+    }
+    hash
 }
 
 /// Renders upstream's `0/N nodes are available: ...` message.

@@ -38,7 +38,6 @@ use skiff_client::ClientError;
 use skiff_client::Reflector;
 use skiff_store::Store;
 
-use crate::schedule;
 use crate::Decision;
 use crate::Snapshot;
 
@@ -127,6 +126,8 @@ const MAX_BACKOFF: Duration = Duration::from_secs(10);
 const MAX_UNSCHEDULABLE_WAIT: Duration = Duration::from_secs(300);
 /// Bindings carried out at once.
 const PARALLEL_BINDS: usize = 32;
+/// Pods decided per pass; the rest wait for the next pass, so bindings start flowing early.
+const MAX_DECISIONS_PER_PASS: usize = 1_000;
 
 impl Backoff {
     fn after_failure(previous: Option<&Backoff>, cluster: u64, now: Instant) -> Self {
@@ -162,7 +163,7 @@ fn fingerprint(nodes_revision: u64, snapshot: &Snapshot) -> u64 {
 /// placements are bound concurrently.
 async fn pass(
     client: &Client,
-    mut snapshot: Snapshot,
+    snapshot: Snapshot,
     announced: &mut HashMap<String, String>,
     backoff: &mut HashMap<String, Backoff>,
     cluster: u64,
@@ -178,24 +179,26 @@ async fn pass(
         (a.metadata.creation_timestamp.as_ref().map(|t| t.0), &a.metadata.name)
             .cmp(&(b.metadata.creation_timestamp.as_ref().map(|t| t.0), &b.metadata.name))
     });
+    pending.truncate(MAX_DECISIONS_PER_PASS);
+    // Deciding is CPU work proportional to pending pods × nodes: it runs on the blocking pool,
+    // so the runtime's workers (Raft heartbeats among them) are never held up by it.
+    let (pending, decisions) = tokio::task::spawn_blocking(move || {
+        let decisions = crate::schedule_all(&pending, &snapshot);
+        (pending, decisions)
+    })
+    .await
+    .map_err(|e| ClientError::Transport(format!("scheduling pass: {e}")))?;
     let mut placed: Vec<(Pod, String)> = Vec::new();
-    for pod in pending {
+    for (pod, decision) in pending.into_iter().zip(decisions) {
         let (Some(ns), Some(name)) = (pod.metadata.namespace.clone(), pod.metadata.name.clone()) else { continue };
         let uid = pod.metadata.uid.clone().unwrap_or_default();
-        match schedule(&pod, &snapshot) {
-            Decision::Bind { node, .. } => {
-                // Later decisions in this pass see this pod on its node.
-                if let Some(assumed) = snapshot.pods.iter_mut().find(|p| p.metadata.uid.as_deref() == Some(&uid)) {
-                    if let Some(spec) = assumed.spec.as_mut() {
-                        spec.node_name = Some(node.clone());
-                    }
-                }
-                placed.push((pod, node));
-            }
-            Decision::Unschedulable { message, .. } => {
+        match decision {
+            Decision::Bind { node, .. } => placed.push((pod, node)),
+            Decision::Unschedulable { message, reasons } => {
                 let next = Backoff::after_failure(backoff.get(&uid), cluster, now);
                 backoff.insert(uid.clone(), next);
-                if snapshot.nodes.is_empty() || announced.get(&uid) == Some(&message) {
+                // No node examined (none registered): nothing worth announcing yet.
+                if (reasons.is_empty() && message.starts_with("0/0 ")) || announced.get(&uid) == Some(&message) {
                     continue;
                 }
                 announce_unschedulable(client, &pod, &ns, &name, &message).await?;

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use k8s_openapi::api::core::v1::{Node, Pod};
 use serde_json::{json, Value};
 
-use crate::{schedule, Decision, Snapshot};
+use crate::{schedule, schedule_all, Decision, Snapshot};
 
 /// A Ready node with the given allocatable cpu/memory, room for 110 pods and
 /// the usual hostname label; `extra` is merged into the top-level object.
@@ -247,12 +247,17 @@ fn preferred_node_affinity_beats_emptiness() {
 }
 
 #[test]
-fn ties_go_to_the_lexicographically_first_node_regardless_of_order() {
+fn ties_are_broken_the_same_whatever_the_node_order_and_spread_over_pods() {
     let forward = Snapshot { nodes: vec![plain_node("a"), plain_node("b"), plain_node("c")], pods: vec![] };
     let backward = Snapshot { nodes: vec![plain_node("c"), plain_node("b"), plain_node("a")], pods: vec![] };
-    let first = schedule(&small_pod("p"), &forward);
-    assert_eq!(bound_node(&first), "a");
-    assert_eq!(schedule(&small_pod("p"), &backward), first);
+    let mut chosen = std::collections::BTreeSet::new();
+    for i in 0..30 {
+        let p = small_pod(&format!("p{i}"));
+        let first = schedule(&p, &forward);
+        assert_eq!(schedule(&p, &backward), first, "the order of nodes does not matter");
+        chosen.insert(bound_node(&first).to_string());
+    }
+    assert_eq!(chosen.len(), 3, "equal nodes share the pods: {chosen:?}");
 }
 
 #[test]
@@ -523,8 +528,12 @@ fn schedule_anyway_spread_prefers_the_emptier_domain() {
             bound(other("o2"), "b1"),
         ],
     };
-    assert_eq!(bound_node(&schedule(&web("w3", spread(1, "ScheduleAnyway", json!({}))), &snapshot)), "b1");
-    assert_eq!(bound_node(&schedule(&web("w3", json!({})), &snapshot)), "a1");
+    // A pod the tie-break alone would put on a1 goes to b1 once it asks to spread.
+    let name = (0..100)
+        .map(|i| format!("w{}", i + 3))
+        .find(|name| bound_node(&schedule(&web(name, json!({})), &snapshot)) == "a1")
+        .expect("some pod ties towards a1");
+    assert_eq!(bound_node(&schedule(&web(&name, spread(1, "ScheduleAnyway", json!({}))), &snapshot)), "b1");
 }
 
 #[test]
@@ -544,4 +553,23 @@ fn namespace_selector_on_the_name_label_is_understood() {
         schedule(&pod("web", json!({}), "100m", "1Mi", term("elsewhere")), &snapshot),
         Decision::Unschedulable { .. }
     ));
+}
+
+#[test]
+fn a_pass_counts_the_pods_it_placed_before() {
+    let snapshot = Snapshot {
+        nodes: vec![node("a", "1", "8Gi", json!({}), json!({})), node("b", "1", "8Gi", json!({}), json!({}))],
+        pods: vec![],
+    };
+    let pending: Vec<Pod> = (0..3).map(|i| pod(&format!("p{i}"), json!({}), "600m", "1Mi", json!({}))).collect();
+    let decisions = schedule_all(&pending, &snapshot);
+    let placed: Vec<&str> = decisions.iter().take(2).map(bound_node).collect();
+    assert!(placed.contains(&"a") && placed.contains(&"b"), "one each: {placed:?}");
+    assert!(
+        matches!(&decisions[2], Decision::Unschedulable { message, .. } if message == "0/2 nodes are available: 2 Insufficient cpu."),
+        "{:?}",
+        decisions[2]
+    );
+    // One at a time, against the same snapshot, each pod would have fit.
+    assert!(pending.iter().all(|p| matches!(schedule(p, &snapshot), Decision::Bind { .. })));
 }

@@ -24,11 +24,14 @@ pub struct ClusterOptions {
     pub extra_args: Vec<String>,
     /// Data dirs placed somewhere other than the cluster's temporary directory.
     pub data_dirs: std::collections::BTreeMap<u64, PathBuf>,
+    /// The API ports speak only TLS (`extra_args` carry the certificate flags), so readiness
+    /// is judged from the Raft status instead of a plain-HTTP `/readyz`.
+    pub api_tls: bool,
 }
 
 impl Default for ClusterOptions {
     fn default() -> Self {
-        Self { servers: 3, extra_args: Vec::new(), data_dirs: Default::default() }
+        Self { servers: 3, extra_args: Vec::new(), data_dirs: Default::default(), api_tls: false }
     }
 }
 
@@ -252,7 +255,12 @@ impl ProcessCluster {
         let deadline = Instant::now() + timeout;
         for s in self.servers.iter().filter(|s| s.child.is_some()) {
             loop {
-                if http_get(&s.api_addr, "/readyz").await.map(|(code, _)| code) == Some(200) {
+                let ready = if self.options.api_tls {
+                    self.status(s.id).await.is_some_and(|st| st.leader.is_some())
+                } else {
+                    http_get(&s.api_addr, "/readyz").await.map(|(code, _)| code) == Some(200)
+                };
+                if ready {
                     break;
                 }
                 if Instant::now() > deadline {
