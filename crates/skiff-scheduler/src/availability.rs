@@ -30,13 +30,22 @@ pub(crate) fn cordoned(pod: &Pod, node: &Node) -> Option<&'static str> {
 /// (CNI and other node-bootstrap DaemonSets) must still land on a node that is
 /// not Ready yet, or the node never becomes Ready. We honour the same
 /// tolerations here so skiff works with or without such a controller.
+#[cfg(test)]
 pub(crate) fn not_ready(pod: &Pod, node: &Node) -> Option<&'static str> {
-    let ready_status = node
-        .status
+    not_ready_with(pod, ready_status(node))
+}
+
+/// The status of the node's `Ready` condition, if it has one (looked up once per node and pass).
+pub(crate) fn ready_status(node: &Node) -> Option<&str> {
+    node.status
         .as_ref()
         .and_then(|s| s.conditions.as_ref())
         .and_then(|conditions| conditions.iter().find(|c| c.type_ == "Ready"))
-        .map(|c| c.status.as_str());
+        .map(|c| c.status.as_str())
+}
+
+/// [`not_ready`] given the node's `Ready` status.
+pub(crate) fn not_ready_with(pod: &Pod, ready_status: Option<&str>) -> Option<&'static str> {
     let taint_key = match ready_status {
         Some("True") => return None,
         // Unknown means the node stopped reporting, which upstream taints as unreachable.

@@ -13,6 +13,8 @@ use crate::Snapshot;
 pub(crate) struct NodeView<'a> {
     pub node: &'a Node,
     pub name: &'a str,
+    /// The status of its `Ready` condition.
+    pub ready: Option<&'a str>,
     pub labels: &'a BTreeMap<String, String>,
     /// Bound, non-terminal pods other than the pod being scheduled.
     pub pods: Vec<&'a Pod>,
@@ -61,6 +63,7 @@ impl<'a> ClusterView<'a> {
             .map(|node| NodeView {
                 node,
                 name: node.metadata.name.as_deref().unwrap_or_default(),
+                ready: crate::availability::ready_status(node),
                 labels: labels_of(&node.metadata.labels),
                 pods: Vec::new(),
                 with_affinity: Vec::new(),

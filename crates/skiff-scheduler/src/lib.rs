@@ -219,12 +219,10 @@ fn decide(pod: &Pod, cluster: &ClusterView<'_>) -> Decision {
 
     // Ties go to the node whose hash with the pod is highest: deterministic for one pod, yet
     // different pods with equal scores spread over the tied nodes (upstream picks at random).
-    let uid = pod.metadata.uid.as_deref().or(pod.metadata.name.as_deref()).unwrap_or("");
-    let best = feasible.iter().zip(totals).max_by(|(a, a_score), (b, b_score)| {
-        a_score
-            .cmp(b_score)
-            .then_with(|| tie_break(uid, a.name).cmp(&tie_break(uid, b.name)))
-            .then_with(|| b.name.cmp(a.name))
+    let seed = tie_break_seed(pod.metadata.uid.as_deref().or(pod.metadata.name.as_deref()).unwrap_or(""));
+    let top = totals.iter().copied().max();
+    let best = feasible.iter().zip(totals).filter(|(_, score)| Some(*score) == top).max_by(|(a, _), (b, _)| {
+        tie_break(seed, a.name).cmp(&tie_break(seed, b.name)).then_with(|| b.name.cmp(a.name))
     });
     match best {
         Some((node, score)) => Decision::Bind { node: node.name.to_string(), score },
@@ -255,7 +253,7 @@ impl Filters<'_> {
         if let Some(reason) = taints::untolerated_taint(self.pod, node.node) {
             return vec![reason];
         }
-        if let Some(reason) = availability::not_ready(self.pod, node.node) {
+        if let Some(reason) = availability::not_ready_with(self.pod, node.ready) {
             return one(reason);
         }
         if let Some(reason) = node_affinity::mismatch(self.pod, node.node) {
@@ -314,10 +312,18 @@ fn total_scores(
         .collect()
 }
 
+/// FNV-1a of the pod's uid (and a separator), the start of every [`tie_break`] for that pod.
+fn tie_break_seed(uid: &str) -> u64 {
+    fnv(0xcbf2_9ce4_8422_2325, uid.bytes().chain([0]))
+}
+
 /// FNV-1a of the pod's uid and the node's name.
-fn tie_break(uid: &str, node: &str) -> u64 {
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for byte in uid.bytes().chain([0]).chain(node.bytes()) {
+fn tie_break(seed: u64, node: &str) -> u64 {
+    fnv(seed, node.bytes())
+}
+
+fn fnv(mut hash: u64, bytes: impl Iterator<Item = u8>) -> u64 {
+    for byte in bytes {
         hash ^= u64::from(byte);
         hash = hash.wrapping_mul(0x0100_0000_01b3);
     }
