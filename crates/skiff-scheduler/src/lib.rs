@@ -143,7 +143,7 @@ pub fn schedule(pod: &Pod, snapshot: &Snapshot) -> Decision {
     if let Some(decision) = early_decision(pod, snapshot) {
         return decision;
     }
-    decide(pod, &ClusterView::build(Some(pod), snapshot))
+    decide(pod, &ClusterView::build(Some(pod), snapshot), 0).0
 }
 
 /// Decides for every pod of `pending`, in order, each decision counting the pods placed by the
@@ -152,10 +152,15 @@ pub fn schedule(pod: &Pod, snapshot: &Snapshot) -> Decision {
 pub fn schedule_all(pending: &[Pod], snapshot: &Snapshot) -> Vec<Decision> {
     let mut cluster = ClusterView::build(None, snapshot);
     let mut decisions = Vec::with_capacity(pending.len());
+    let mut start = 0;
     for pod in pending {
         let decision = match early_decision(pod, snapshot) {
             Some(decision) => decision,
-            None => decide(pod, &cluster),
+            None => {
+                let (decision, examined) = decide(pod, &cluster, start);
+                start = (start + examined) % cluster.nodes.len().max(1);
+                decision
+            }
         };
         if let Decision::Bind { node, .. } = &decision {
             cluster.assume(pod, node);
@@ -180,12 +185,30 @@ fn early_decision(pod: &Pod, snapshot: &Snapshot) -> Option<Decision> {
 }
 
 /// The filters and scores of one pod against a view of the cluster.
-fn decide(pod: &Pod, cluster: &ClusterView<'_>) -> Decision {
+/// How many feasible nodes one decision looks for before it stops filtering: every node up to
+/// 100, then upstream's adaptive `percentageOfNodesToScore` (50 % less one point per 125 nodes,
+/// at least 5 %, at least 100 nodes). Scoring a sample is what keeps a decision's cost flat as the
+/// cluster grows; successive decisions start where the last one stopped, so every node is looked
+/// at in turn.
+fn feasible_nodes_to_find(total: usize) -> usize {
+    const MIN_NODES: usize = 100;
+    if total <= MIN_NODES {
+        return total;
+    }
+    let percent = 50usize.saturating_sub(total / 125).max(5);
+    (total * percent / 100).max(MIN_NODES)
+}
+
+/// The filters and scores of one pod against a view of the cluster, examining nodes from
+/// `start` on (wrapping) until enough feasible ones are found. Also answers how many nodes it
+/// examined.
+fn decide(pod: &Pod, cluster: &ClusterView<'_>, start: usize) -> (Decision, usize) {
     let Ok(request) = pod_requests(pod, RequestMode::Actual, Strictness::Strict) else {
-        return Decision::Unschedulable {
+        let decision = Decision::Unschedulable {
             message: "pod has an invalid resource quantity".into(),
             reasons: BTreeMap::new(),
         };
+        return (decision, 0);
     };
     let filters = Filters {
         pod,
@@ -197,18 +220,28 @@ fn decide(pod: &Pod, cluster: &ClusterView<'_>) -> Decision {
 
     let mut feasible: Vec<&NodeView<'_>> = Vec::new();
     let mut reasons: BTreeMap<String, usize> = BTreeMap::new();
-    for node in &cluster.nodes {
+    let total = cluster.nodes.len();
+    let wanted = feasible_nodes_to_find(total);
+    let mut examined = 0;
+    for i in 0..total {
+        let node = &cluster.nodes[(start + i) % total];
+        examined += 1;
         let failures = filters.run(node);
         if failures.is_empty() {
             feasible.push(node);
+            if feasible.len() >= wanted {
+                break;
+            }
         }
         for reason in failures {
             *reasons.entry(reason).or_insert(0) += 1;
         }
     }
 
+    // With no feasible node every node was examined, so the reasons cover the whole cluster.
     if feasible.is_empty() {
-        return Decision::Unschedulable { message: unschedulable_message(cluster.nodes.len(), &reasons), reasons };
+        let message = unschedulable_message(total, &reasons);
+        return (Decision::Unschedulable { message, reasons }, examined);
     }
 
     // Both were parsed already by the strict pass above, so this cannot fail;
@@ -224,11 +257,12 @@ fn decide(pod: &Pod, cluster: &ClusterView<'_>) -> Decision {
     let best = feasible.iter().zip(totals).filter(|(_, score)| Some(*score) == top).max_by(|(a, _), (b, _)| {
         tie_break(seed, a.name).cmp(&tie_break(seed, b.name)).then_with(|| b.name.cmp(a.name))
     });
-    match best {
+    let decision = match best {
         Some((node, score)) => Decision::Bind { node: node.name.to_string(), score },
         // Unreachable: `feasible` is non-empty. Kept total rather than panicking.
-        None => Decision::Unschedulable { message: unschedulable_message(cluster.nodes.len(), &reasons), reasons },
-    }
+        None => Decision::Unschedulable { message: unschedulable_message(total, &reasons), reasons },
+    };
+    (decision, examined)
 }
 
 /// The filter chain with everything computed once per decision.

@@ -573,3 +573,31 @@ fn a_pass_counts_the_pods_it_placed_before() {
     // One at a time, against the same snapshot, each pod would have fit.
     assert!(pending.iter().all(|p| matches!(schedule(p, &snapshot), Decision::Bind { .. })));
 }
+
+#[test]
+fn large_clusters_are_sampled_and_every_node_gets_its_turn() {
+    assert_eq!(crate::feasible_nodes_to_find(3), 3);
+    assert_eq!(crate::feasible_nodes_to_find(100), 100);
+    assert_eq!(crate::feasible_nodes_to_find(1_000), 420);
+    assert_eq!(crate::feasible_nodes_to_find(5_000), 500);
+    assert_eq!(crate::feasible_nodes_to_find(200), 100);
+    // 200 equal nodes, each with room for one pod: a pass of 200 pods fills every node once,
+    // although each decision looks at only 100 of them.
+    let nodes: Vec<Node> = (0..200).map(|i| node(&format!("n{i:03}"), "1", "8Gi", json!({}), json!({}))).collect();
+    let snapshot = Snapshot { nodes, pods: vec![] };
+    let pending: Vec<Pod> = (0..200).map(|i| pod(&format!("p{i}"), json!({}), "600m", "1Mi", json!({}))).collect();
+    let decisions = schedule_all(&pending, &snapshot);
+    let used: std::collections::BTreeSet<&str> = decisions.iter().map(bound_node).collect();
+    assert_eq!(used.len(), 200, "every node got exactly one pod");
+    // One more pod fits nowhere, and the message counts the whole cluster.
+    let extra = [pod("late", json!({}), "600m", "1Mi", json!({}))];
+    let mut all = pending.clone();
+    all.extend(extra);
+    let decisions = schedule_all(&all, &snapshot);
+    assert!(
+        matches!(&decisions[200], Decision::Unschedulable { message, .. }
+        if message == "0/200 nodes are available: 200 Insufficient cpu."),
+        "{:?}",
+        decisions[200]
+    );
+}
