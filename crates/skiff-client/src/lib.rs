@@ -198,6 +198,30 @@ impl Client {
         serde_json::to_vec(value).map_err(|e| ClientError::Decode(e.to_string()))
     }
 
+    /// Records a core/v1 Event about `regarding` (an ObjectReference: apiVersion, kind,
+    /// namespace, name, uid) as `component`, the way upstream's components report what they did.
+    /// `kind` is `Normal` or `Warning`. Events of cluster-scoped objects go to `default`.
+    pub async fn record_event(
+        &self,
+        regarding: &Value,
+        component: &str,
+        kind: &str,
+        reason: &str,
+        message: &str,
+    ) -> Result<(), ClientError> {
+        let ns = regarding["namespace"].as_str().filter(|ns| !ns.is_empty()).unwrap_or("default");
+        let name = regarding["name"].as_str().unwrap_or("unknown");
+        let now = jiff::Timestamp::now();
+        let stamp = now.strftime("%Y-%m-%dT%H:%M:%SZ").to_string();
+        let event = serde_json::json!({"apiVersion": "v1", "kind": "Event",
+            "metadata": {"name": format!("{name}.{:x}", now.as_nanosecond()), "namespace": ns},
+            "involvedObject": regarding, "reason": reason, "message": message, "type": kind, "count": 1,
+            "firstTimestamp": stamp, "lastTimestamp": stamp, "source": {"component": component},
+            "reportingComponent": component, "reportingInstance": "skiff"});
+        let _: Value = self.create(&format!("/api/v1/namespaces/{ns}/events"), &event).await?;
+        Ok(())
+    }
+
     pub async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, ClientError> {
         Self::decode(&self.send("GET", path, "application/json", Vec::new()).await?)
     }

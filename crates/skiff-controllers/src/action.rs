@@ -67,6 +67,12 @@ impl Action {
         }
     }
 
+    /// A plain DELETE of the object at `path`, only if it still has `uid`: default propagation,
+    /// default grace.
+    pub fn delete(path: String, uid: &str) -> Self {
+        Action::Delete { path, uid: Some(uid.to_string()), propagation: None, grace: None }
+    }
+
     /// The API path this action writes to (for an Event, the events collection).
     pub fn target(&self) -> String {
         match self {

@@ -538,12 +538,7 @@ fn orphaned_endpoints(snapshot: &Snapshot) -> Vec<Action> {
         }
         actions.push(Action::Verified {
             absent: vec![(path::core("services", Some(namespace), Some(name)), String::new())],
-            action: Box::new(Action::Delete {
-                path: path::core("endpoints", Some(namespace), Some(name)),
-                uid: Some(uid.to_string()),
-                propagation: None,
-                grace: None,
-            }),
+            action: Box::new(Action::delete(path::core("endpoints", Some(namespace), Some(name)), uid)),
         });
     }
     actions

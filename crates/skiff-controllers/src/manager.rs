@@ -285,7 +285,7 @@ async fn execute(client: &Client, action: &Action) -> Result<Option<Written>, Cl
             client.delete(path, &options).await?
         }
         Action::Event { regarding, component, kind, reason, message } => {
-            record_event(client, regarding, component, kind.as_str(), reason, message).await?;
+            client.record_event(regarding, component, kind.as_str(), reason, message).await?;
             return Ok(None);
         }
         Action::Verified { absent, action } => {
@@ -312,27 +312,6 @@ async fn execute(client: &Client, action: &Action) -> Result<Option<Written>, Cl
         (Some(resource), Some(rv)) => Some((resource.to_string(), rv)),
         _ => None,
     })
-}
-
-async fn record_event(
-    client: &Client,
-    regarding: &Value,
-    component: &str,
-    kind: &str,
-    reason: &str,
-    message: &str,
-) -> Result<(), ClientError> {
-    let ns = regarding["namespace"].as_str().filter(|ns| !ns.is_empty()).unwrap_or("default");
-    let name = regarding["name"].as_str().unwrap_or("unknown");
-    let now = jiff::Timestamp::now();
-    let stamp = now.strftime("%Y-%m-%dT%H:%M:%SZ").to_string();
-    let event = json!({"apiVersion": "v1", "kind": "Event",
-        "metadata": {"name": format!("{name}.{:x}", now.as_nanosecond()), "namespace": ns},
-        "involvedObject": regarding, "reason": reason, "message": message, "type": kind, "count": 1,
-        "firstTimestamp": stamp, "lastTimestamp": stamp, "source": {"component": component},
-        "reportingComponent": component, "reportingInstance": "skiff"});
-    let _: Value = client.create(&crate::action::path::core("events", Some(ns), None), &event).await?;
-    Ok(())
 }
 
 /// The plural resource an API path names (`/apis/apps/v1/namespaces/a/replicasets/b/status`

@@ -113,12 +113,7 @@ fn reconcile_one(rs: &ReplicaSet, pods: &[&Pod], now: jiff::Timestamp) -> Vec<Ac
             let (Some(pod_name), Some(pod_uid)) = (pod.metadata.name.as_deref(), pod.metadata.uid.as_deref()) else {
                 continue;
             };
-            actions.push(Action::Delete {
-                path: path::core("pods", Some(ns), Some(pod_name)),
-                uid: Some(pod_uid.to_string()),
-                propagation: None,
-                grace: None,
-            });
+            actions.push(Action::delete(path::core("pods", Some(ns), Some(pod_name)), pod_uid));
             let message = format!("Deleted pod: {pod_name}");
             actions.push(Action::event(
                 COMPONENT,
@@ -197,12 +192,9 @@ fn create_pod(rs: &ReplicaSet, ns: &str, pod_name: &str) -> Action {
 /// uid, the round's clock and the pod's index, so one round never names two pods alike and
 /// rounds differ from each other.
 fn pod_name(rs_name: &str, uid: &str, now: jiff::Timestamp, index: usize) -> String {
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    let input = format!("{uid}/{}/{index}", now.as_nanosecond());
-    for byte in input.bytes() {
-        hash ^= u64::from(byte);
-        hash = hash.wrapping_mul(0x0100_0000_01b3);
-    }
+    let mut hasher = fnv::FnvHasher::default();
+    std::hash::Hasher::write(&mut hasher, format!("{uid}/{}/{index}", now.as_nanosecond()).as_bytes());
+    let mut hash = std::hash::Hasher::finish(&hasher);
     let mut suffix = String::with_capacity(5);
     for _ in 0..5 {
         let digit = (hash % NAME_ALPHABET.len() as u64) as usize;

@@ -85,6 +85,7 @@ mod taints;
 mod schedule_tests;
 
 use std::collections::BTreeMap;
+use std::hash::Hasher;
 
 use k8s_openapi::api::core::v1::{Node, Pod};
 
@@ -348,20 +349,17 @@ fn total_scores(
 
 /// FNV-1a of the pod's uid (and a separator), the start of every [`tie_break`] for that pod.
 fn tie_break_seed(uid: &str) -> u64 {
-    fnv(0xcbf2_9ce4_8422_2325, uid.bytes().chain([0]))
+    let mut hasher = fnv::FnvHasher::default();
+    hasher.write(uid.as_bytes());
+    hasher.write(&[0]);
+    hasher.finish()
 }
 
 /// FNV-1a of the pod's uid and the node's name.
 fn tie_break(seed: u64, node: &str) -> u64 {
-    fnv(seed, node.bytes())
-}
-
-fn fnv(mut hash: u64, bytes: impl Iterator<Item = u8>) -> u64 {
-    for byte in bytes {
-        hash ^= u64::from(byte);
-        hash = hash.wrapping_mul(0x0100_0000_01b3);
-    }
-    hash
+    let mut hasher = fnv::FnvHasher::with_key(seed);
+    hasher.write(node.as_bytes());
+    hasher.finish()
 }
 
 /// Renders upstream's `0/N nodes are available: ...` message.

@@ -141,7 +141,7 @@ impl Backoff {
     }
 }
 
-/// What a waiting pod's fit depends on, in one number: the nodes' revision and which pods are
+/// What a waiting pod's fit depends on, in one number (FNV: this runs over every pod each pass): the nodes' revision and which pods are
 /// bound where. When it changes, pods that fit nowhere may fit now.
 fn fingerprint(nodes_revision: u64, snapshot: &Snapshot) -> u64 {
     let mut bound: u64 = 0;
@@ -150,11 +150,11 @@ fn fingerprint(nodes_revision: u64, snapshot: &Snapshot) -> u64 {
         if node.is_empty() {
             continue;
         }
-        let mut h = std::collections::hash_map::DefaultHasher::new();
+        let mut h = fnv::FnvHasher::default();
         (pod.metadata.uid.as_deref(), node).hash(&mut h);
         bound ^= h.finish();
     }
-    let mut h = std::collections::hash_map::DefaultHasher::new();
+    let mut h = fnv::FnvHasher::default();
     (nodes_revision, bound).hash(&mut h);
     h.finish()
 }
@@ -265,22 +265,10 @@ async fn announce_unschedulable(
 
 /// Records a core/v1 Event about `pod`; losing one is not worth failing the pass for.
 async fn event(client: &Client, pod: &Pod, kind: &str, reason: &str, message: &str) {
-    let ns = pod.metadata.namespace.as_deref().unwrap_or("default");
-    let name = pod.metadata.name.as_deref().unwrap_or("");
-    let stamp = now();
-    let nanos =
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or_default();
-    let body = json!({"apiVersion": "v1", "kind": "Event",
-        "metadata": {"name": format!("{name}.{nanos:x}"), "namespace": ns},
-        "involvedObject": {"apiVersion": "v1", "kind": "Pod", "namespace": ns, "name": name,
-            "uid": pod.metadata.uid, "resourceVersion": pod.metadata.resource_version},
-        "reason": reason, "message": message, "type": kind, "count": 1,
-        "firstTimestamp": stamp, "lastTimestamp": stamp,
-        "source": {"component": "default-scheduler"},
-        "reportingComponent": "default-scheduler", "reportingInstance": "skiff"});
-    let created: Result<Value, _> = client.create(&format!("/api/v1/namespaces/{ns}/events"), &body).await;
-    if let Err(e) = created {
-        tracing::debug!(pod = %format!("{ns}/{name}"), reason, "event not recorded: {e}");
+    let regarding = json!({"apiVersion": "v1", "kind": "Pod", "namespace": pod.metadata.namespace,
+        "name": pod.metadata.name, "uid": pod.metadata.uid, "resourceVersion": pod.metadata.resource_version});
+    if let Err(e) = client.record_event(&regarding, "default-scheduler", kind, reason, message).await {
+        tracing::debug!(pod = ?pod.metadata.name, reason, "event not recorded: {e}");
     }
 }
 

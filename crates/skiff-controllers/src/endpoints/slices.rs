@@ -410,12 +410,8 @@ fn reconcile_service(
     for slice in deletes {
         let meta = &slice.metadata;
         let (Some(name), Some(uid)) = (meta.name.as_deref(), meta.uid.as_deref()) else { continue };
-        actions.push(Action::Delete {
-            path: path::group(GROUP_VERSION, "endpointslices", Some(svc.namespace), Some(name)),
-            uid: Some(uid.to_string()),
-            propagation: None,
-            grace: None,
-        });
+        actions
+            .push(Action::delete(path::group(GROUP_VERSION, "endpointslices", Some(svc.namespace), Some(name)), uid));
     }
     actions
 }
@@ -652,11 +648,8 @@ mod tests {
         foreign["metadata"]["labels"][MANAGED_BY_LABEL] = json!("someone-else");
         world.put("endpointslices", foreign);
         let actions = world.reconcile();
-        let delete = |name: &str, uid: &str| Action::Delete {
-            path: format!("/apis/discovery.k8s.io/v1/namespaces/default/endpointslices/{name}"),
-            uid: Some(uid.to_string()),
-            propagation: None,
-            grace: None,
+        let delete = |name: &str, uid: &str| {
+            Action::delete(format!("/apis/discovery.k8s.io/v1/namespaces/default/endpointslices/{name}"), uid)
         };
         assert_eq!(slice_actions(&actions), [&delete("web-old", "uid-stale"), &delete("web-zzzzz", "uid-surplus")]);
         assert_eq!(world.converge(), 1);
