@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Installs what building and testing skiff needs on Debian 12 (idempotent; needs root or sudo).
 set -euo pipefail
-PKGS=(clang libclang-dev protobuf-compiler libprotobuf-dev curl openssl etcd-server etcd-client iptables iproute2 fio)
+# containerd, runc, the CNI plugins, a registry, skopeo and busybox-static: the agent tests run
+# real pods from images they build and serve on 127.0.0.1.
+PKGS=(clang libclang-dev protobuf-compiler libprotobuf-dev curl openssl etcd-server etcd-client iptables iproute2 fio
+  containerd runc containernetworking-plugins docker-registry skopeo busybox-static)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -1,5 +1,6 @@
 //! `skiff`: the one binary of the skiff control plane.
 
+mod agent;
 mod http;
 mod local;
 mod member;
@@ -23,6 +24,8 @@ struct Cli {
 enum Command {
     /// Run a control-plane server (one member of the Raft cluster).
     Server(server::ServerArgs),
+    /// Run the node agent (the kubelet): pods in containerd through CRI, networking through CNI.
+    Agent(agent::AgentArgs),
     /// List, add or remove the Raft members.
     Member(member::MemberArgs),
     /// Start or stop a local HA cluster on this machine.
@@ -51,6 +54,7 @@ fn main() -> anyhow::Result<()> {
     runtime.block_on(async move {
         match cli.command {
             Command::Server(args) => server::run(args).await,
+            Command::Agent(args) => agent::run(args).await,
             Command::Member(args) => member::run(args).await,
             Command::Local(args) => local::run(args).await,
             Command::Pki(args) => pki::run(args),

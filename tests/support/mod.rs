@@ -3,6 +3,8 @@
 //! containers).
 #![allow(dead_code)] // each test crate uses a different part
 
+pub mod agent;
+
 use std::path::Path;
 use std::path::PathBuf;
 use std::process::Command;

@@ -7,6 +7,7 @@ pub const ALL_VERBS: &[&str] = &["create", "delete", "deletecollection", "get", 
 const NAMESPACE_VERBS: &[&str] = &["create", "delete", "get", "list", "patch", "update", "watch"];
 /// Verbs of review-style resources that are answered, never stored.
 const CREATE_ONLY: &[&str] = &["create"];
+const GET_ONLY: &[&str] = &["get"];
 const GET_PATCH_UPDATE: &[&str] = &["get", "patch", "update"];
 
 /// A subresource such as `status` or `scale`.
@@ -134,6 +135,8 @@ const POD_SUBRESOURCES: &[Subresource] = &[
     status("", "v1", "Pod"),
     Subresource { name: "binding", group: "", version: "v1", kind: "Binding", verbs: CREATE_ONLY },
     Subresource { name: "eviction", group: "policy", version: "v1", kind: "Eviction", verbs: CREATE_ONLY },
+    // Served by the pod's node agent; the API server proxies it.
+    Subresource { name: "log", group: "", version: "v1", kind: "Pod", verbs: GET_ONLY },
 ];
 
 macro_rules! resource {

@@ -65,7 +65,12 @@ fn read_consistency(q: &Query) -> Consistency {
     }
 }
 
-async fn load(state: &ApiState, p: &ResourcePath, name: &str, c: Consistency) -> Result<(Record, Value), ApiError> {
+pub(crate) async fn load(
+    state: &ApiState,
+    p: &ResourcePath,
+    name: &str,
+    c: Consistency,
+) -> Result<(Record, Value), ApiError> {
     let rec = state
         .store
         .get(&key_of(p, name), c)

@@ -15,6 +15,7 @@ pub mod metrics;
 mod namespaces;
 mod objects;
 mod output;
+mod pod_log;
 mod request;
 mod reviews;
 pub mod service_ips;
@@ -114,6 +115,10 @@ async fn route(
         (Method::GET, None) => {
             verb_ok("list")?;
             crud::list(&state, &p, &q, headers).await
+        }
+        (Method::GET, Some(name)) if p.subresource.as_deref() == Some("log") => {
+            verb_ok("get")?;
+            pod_log::serve(&state, &p, &name, &q, uri.query().unwrap_or("")).await
         }
         (Method::GET, Some(name)) => {
             verb_ok("get")?;

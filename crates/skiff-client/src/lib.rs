@@ -1,5 +1,10 @@
-//! The Kubernetes API client skiff's own components (scheduler, controllers, later the agent)
-//! use: JSON over HTTP/1.1 to one server's API address, list and watch, and the fencing header.
+//! The Kubernetes API client skiff's own components (scheduler, controllers, the agent) use:
+//! JSON over HTTP/1.1 to a server's API address, list and watch, and the fencing header.
+//!
+//! A client made with [`Client::with_servers`] knows every server: when one cannot be reached
+//! the next request goes to the next server, so an agent keeps working while a server is down.
+//! It never resends a request itself (a create that timed out may have happened); callers that
+//! loop anyway (reflectors, heartbeats) simply reach the next server on their next try.
 //!
 //! It talks to the API like any other client, so every write passes the same validation and
 //! admission as kubectl's. A client made with [`Client::fenced`] sends `X-Skiff-Fence` with every
@@ -94,10 +99,13 @@ impl ClientTls {
     }
 }
 
-/// A client of one API server.
+/// A client of one API server, or of the first of several that answers.
 #[derive(Clone)]
 pub struct Client {
-    base: String,
+    /// `http://host:port` or `https://host:port`, one per server; never empty.
+    bases: Arc<[String]>,
+    /// Index into `bases` of the server requests go to now.
+    current: Arc<std::sync::atomic::AtomicUsize>,
     http: hyper_util::client::legacy::Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
     fence: Option<u64>,
     timeout: Duration,
@@ -110,7 +118,7 @@ impl Client {
             .with_safe_default_protocol_versions()
             .map(|b| b.with_root_certificates(rustls::RootCertStore::empty()).with_no_client_auth());
         match tls {
-            Ok(tls) => Self::build(format!("http://{addr}"), tls),
+            Ok(tls) => Self::build(vec![format!("http://{addr}")], tls),
             // The ring provider always supports the default versions; this arm is never taken.
             Err(e) => unreachable!("rustls defaults: {e}"),
         }
@@ -120,6 +128,23 @@ impl Client {
     /// chain to `tls.ca_pem` and name the host of `addr`; the client presents `tls`'s
     /// certificate (its identity: CN the user, O the groups).
     pub fn with_tls(addr: &str, tls: &ClientTls) -> Result<Self, ClientError> {
+        Self::with_servers(&[addr.to_string()], Some(tls))
+    }
+
+    /// A client of every server in `addrs` (`host:port`), over TLS when `tls` is given: requests
+    /// go to one server until it cannot be reached, then to the next.
+    pub fn with_servers(addrs: &[String], tls: Option<&ClientTls>) -> Result<Self, ClientError> {
+        if addrs.is_empty() {
+            return Err(ClientError::Transport("no API server addresses".into()));
+        }
+        let Some(tls) = tls else {
+            let config = rustls::ClientConfig::builder_with_provider(crypto_provider())
+                .with_safe_default_protocol_versions()
+                .map_err(|e| ClientError::Transport(format!("TLS versions: {e}")))?
+                .with_root_certificates(rustls::RootCertStore::empty())
+                .with_no_client_auth();
+            return Ok(Self::build(addrs.iter().map(|a| format!("http://{a}")).collect(), config));
+        };
         let bad = |what: &str, e: &dyn std::fmt::Display| ClientError::Transport(format!("TLS {what}: {e}"));
         let mut roots = rustls::RootCertStore::empty();
         for cert in CertificateDer::pem_slice_iter(&tls.ca_pem) {
@@ -135,10 +160,10 @@ impl Client {
             .with_root_certificates(roots)
             .with_client_auth_cert(chain, key)
             .map_err(|e| bad("client certificate", &e))?;
-        Ok(Self::build(format!("https://{addr}"), config))
+        Ok(Self::build(addrs.iter().map(|a| format!("https://{a}")).collect(), config))
     }
 
-    fn build(base: String, tls: rustls::ClientConfig) -> Self {
+    fn build(bases: Vec<String>, tls: rustls::ClientConfig) -> Self {
         let mut connector = HttpConnector::new();
         connector.set_nodelay(true);
         connector.enforce_http(false);
@@ -148,12 +173,36 @@ impl Client {
             .enable_http1()
             .wrap_connector(connector);
         let http = hyper_util::client::legacy::Client::builder(TokioExecutor::new()).build(connector);
-        Self { base, http, fence: None, timeout: Duration::from_secs(10) }
+        Self {
+            bases: bases.into(),
+            current: Arc::new(std::sync::atomic::AtomicUsize::new(0)),
+            http,
+            fence: None,
+            timeout: Duration::from_secs(10),
+        }
     }
 
-    /// The `host:port` this client talks to.
+    /// The `host:port` this client talks to now.
     pub fn addr(&self) -> &str {
-        self.base.trim_start_matches("http://").trim_start_matches("https://")
+        self.base().1.trim_start_matches("http://").trim_start_matches("https://")
+    }
+
+    /// The server requests go to now, and its index.
+    fn base(&self) -> (usize, &str) {
+        let i = self.current.load(std::sync::atomic::Ordering::Acquire) % self.bases.len();
+        (i, &self.bases[i])
+    }
+
+    /// The server at index `failed` did not answer: move on to the next one, unless another
+    /// request already did.
+    fn fail_over(&self, failed: usize) {
+        let next = (failed + 1) % self.bases.len();
+        let _ = self.current.compare_exchange(
+            failed,
+            next,
+            std::sync::atomic::Ordering::AcqRel,
+            std::sync::atomic::Ordering::Acquire,
+        );
     }
 
     /// This client with every request carrying `fence` (a leadership's fencing token).
@@ -162,9 +211,25 @@ impl Client {
     }
 
     async fn send(&self, method: &str, path: &str, content_type: &str, body: Vec<u8>) -> Result<Bytes, ClientError> {
+        let (server, base) = self.base();
+        let answer = self.send_to(base, method, path, content_type, body).await;
+        if matches!(answer, Err(ClientError::Transport(_))) {
+            self.fail_over(server);
+        }
+        answer
+    }
+
+    async fn send_to(
+        &self,
+        base: &str,
+        method: &str,
+        path: &str,
+        content_type: &str,
+        body: Vec<u8>,
+    ) -> Result<Bytes, ClientError> {
         let mut request = hyper::Request::builder()
             .method(method)
-            .uri(format!("{}{path}", self.base))
+            .uri(format!("{base}{path}"))
             .header("accept", "application/json")
             .header("content-type", content_type);
         if let Some(fence) = self.fence {
@@ -273,18 +338,25 @@ impl Client {
         resource_version: &str,
     ) -> Result<impl Stream<Item = Result<WatchEvent, ClientError>>, ClientError> {
         let sep = if path.contains('?') { '&' } else { '?' };
-        let uri =
-            format!("{}{path}{sep}watch=true&resourceVersion={resource_version}&allowWatchBookmarks=true", self.base);
+        let (server, base) = self.base();
+        let uri = format!("{base}{path}{sep}watch=true&resourceVersion={resource_version}&allowWatchBookmarks=true");
         let mut request = hyper::Request::builder().method("GET").uri(uri).header("accept", "application/json");
         if let Some(fence) = self.fence {
             request = request.header(FENCE_HEADER, fence.to_string());
         }
         let request =
             request.body(Full::new(Bytes::new())).map_err(|e| ClientError::Transport(format!("bad request: {e}")))?;
-        let response = tokio::time::timeout(self.timeout, self.http.request(request))
-            .await
-            .map_err(|_| ClientError::Transport(format!("watch {path}: no answer")))?
-            .map_err(|e| ClientError::Transport(e.to_string()))?;
+        let response = match tokio::time::timeout(self.timeout, self.http.request(request)).await {
+            Ok(Ok(response)) => response,
+            Ok(Err(e)) => {
+                self.fail_over(server);
+                return Err(ClientError::Transport(e.to_string()));
+            }
+            Err(_) => {
+                self.fail_over(server);
+                return Err(ClientError::Transport(format!("watch {path}: no answer")));
+            }
+        };
         let code = response.status().as_u16();
         if code != 200 {
             return Err(ClientError::Status { code, reason: String::new(), message: format!("watch {path}") });

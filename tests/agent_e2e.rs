@@ -1,0 +1,282 @@
+//! The seeds' story on real parts: three `skiff server` processes, a `skiff agent` with its own
+//! containerd (Debian's containerd, runc and CNI plugins), images pulled from a registry on
+//! 127.0.0.1, and the installed kubectl.
+
+use std::time::Duration;
+use std::time::Instant;
+
+use serde_json::Value;
+use skiff_client::Client;
+use skiff_testkit::cluster::skiff_binary;
+use skiff_testkit::ClusterOptions;
+use skiff_testkit::ProcessCluster;
+use support::agent::Agent;
+use support::agent::Images;
+use support::agent::WEB_BODY;
+use support::Kubectl;
+
+mod support;
+
+struct Setup {
+    // Dropped in order: agent (reset) before the cluster and the registry.
+    agent: Agent,
+    kubectl: Kubectl,
+    api: Client,
+    images: Images,
+    _cluster: ProcessCluster,
+}
+
+async fn setup(node: &str, bridge: &str) -> Setup {
+    let cluster = ProcessCluster::start(&skiff_binary(), ClusterOptions::default()).await.expect("cluster");
+    cluster.wait_leader(Duration::from_secs(20)).await.expect("leader");
+    let images = Images::start(cluster.dir());
+    let servers: Vec<String> = cluster.servers.iter().map(|s| s.api_addr.clone()).collect();
+    let api = Client::with_servers(&servers, None).expect("client");
+    let agent = Agent::start(cluster.dir(), node, &servers, &images.pause, bridge);
+    let kubectl = Kubectl::new(cluster.dir(), &servers[0]);
+    let ready = kubectl.run(&["wait", "--for=condition=Ready", &format!("node/{node}"), "--timeout=90s"]);
+    assert!(ready.ok, "node never Ready: {}\n{}\nagent log:\n{}", ready.stdout, ready.stderr, agent.log_tail());
+    Setup { agent, kubectl, api, images, _cluster: cluster }
+}
+
+fn apply(kubectl: &Kubectl, manifest: &str) {
+    let out = kubectl.run_with_stdin(&["apply", "-f", "-"], Some(manifest));
+    assert!(out.ok, "apply failed: {}\n{}", out.stdout, out.stderr);
+}
+
+async fn pod(api: &Client, name: &str) -> Value {
+    api.get(&format!("/api/v1/namespaces/default/pods/{name}")).await.expect("pod")
+}
+
+/// Waits until `check` holds for the pod, returning it.
+async fn pod_until(api: &Client, name: &str, timeout: Duration, what: &str, check: impl Fn(&Value) -> bool) -> Value {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Ok(p) = api.get::<Value>(&format!("/api/v1/namespaces/default/pods/{name}")).await {
+            if check(&p) {
+                return p;
+            }
+            assert!(Instant::now() < deadline, "pod {name}: {what} never happened; last status: {:#}", p["status"]);
+        } else {
+            assert!(Instant::now() < deadline, "pod {name}: {what} never happened (pod not found)");
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+fn http_get(ip: &str, port: u16) -> std::io::Result<String> {
+    use std::io::Read;
+    use std::io::Write;
+    let mut stream = std::net::TcpStream::connect_timeout(
+        &format!("{ip}:{port}").parse().map_err(std::io::Error::other)?,
+        Duration::from_secs(3),
+    )?;
+    stream.set_read_timeout(Some(Duration::from_secs(3)))?;
+    stream.write_all(format!("GET / HTTP/1.0\r\nHost: {ip}\r\n\r\n").as_bytes())?;
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer)?;
+    Ok(answer)
+}
+
+fn container_status<'a>(pod: &'a Value, name: &str) -> &'a Value {
+    pod["status"]["containerStatuses"]
+        .as_array()
+        .and_then(|all| all.iter().find(|c| c["name"] == name))
+        .unwrap_or(&Value::Null)
+}
+
+/// `kubectl apply` → scheduled → the agent runs it in containerd with a CNI address → Ready;
+/// `get -o wide` shows the IP and node, the host reaches the web server at the pod IP,
+/// `describe` shows the events, `logs` reads the container's output, and `delete` removes
+/// it from the node.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_seeds_pod_runs_in_containerd_with_an_ip_and_kubectl_sees_it() {
+    let s = setup("node-a", "skiffe2e0").await;
+    let started = Instant::now();
+    apply(
+        &s.kubectl,
+        &format!(
+            "apiVersion: v1\nkind: Pod\nmetadata:\n  name: web\n  labels:\n    app: web\nspec:\n  terminationGracePeriodSeconds: 2\n  containers:\n  - name: web\n    image: {}\n    ports:\n    - containerPort: 80\n    readinessProbe:\n      httpGet:\n        path: /\n        port: 80\n      periodSeconds: 1\n",
+            s.images.web
+        ),
+    );
+    let wait = s.kubectl.run(&["wait", "--for=condition=Ready", "pod/web", "--timeout=90s"]);
+    assert!(wait.ok, "pod never Ready: {}\n{}\nagent log:\n{}", wait.stdout, wait.stderr, s.agent.log_tail());
+    println!("apply to Ready: {} ms", started.elapsed().as_millis());
+
+    let wide = s.kubectl.run(&["get", "pods", "-o", "wide"]);
+    assert!(wide.ok, "{}", wide.stderr);
+    println!("{}", wide.stdout);
+    let p = pod(&s.api, "web").await;
+    let ip = p["status"]["podIP"].as_str().expect("a pod IP").to_string();
+    assert!(ip.starts_with("10.244."), "the IP comes from the node's podCIDR: {ip}");
+    let row = wide.stdout.lines().find(|l| l.starts_with("web ")).expect("a row for web");
+    for expected in ["1/1", "Running", ip.as_str(), "node-a"] {
+        assert!(row.contains(expected), "{expected:?} missing from {row:?}");
+    }
+    let answer = http_get(&ip, 80).expect("the web server answers at the pod IP");
+    assert!(answer.starts_with("HTTP/1.") && answer.contains(WEB_BODY), "{answer}");
+    let c = container_status(&p, "web");
+    assert!(c["containerID"].as_str().is_some_and(|id| id.starts_with("containerd://")), "{c}");
+    assert!(c["imageID"].as_str().is_some_and(|id| !id.is_empty()), "{c}");
+    assert_eq!(p["status"]["hostIP"], "127.0.0.1");
+
+    let describe = s.kubectl.run(&["describe", "pod", "web"]);
+    assert!(describe.ok, "{}", describe.stderr);
+    for event in ["Scheduled", "Pulling", "Pulled", "Created", "Started"] {
+        assert!(describe.stdout.contains(event), "describe lacks the {event} event:\n{}", describe.stdout);
+    }
+
+    // Logs, through the API server's proxy to the agent.
+    apply(
+        &s.kubectl,
+        &format!(
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: greeting\ndata:\n  word: hello\n---\napiVersion: v1\nkind: Pod\nmetadata:\n  name: talker\nspec:\n  terminationGracePeriodSeconds: 1\n  containers:\n  - name: talk\n    image: {}\n    command: [\"sh\", \"-c\", \"echo $(WORD) from $(POD_NAME); i=0; while true; do i=$((i+1)); echo tick $i; sleep 0.2; done\"]\n    env:\n    - name: WORD\n      valueFrom:\n        configMapKeyRef: {{name: greeting, key: word}}\n    - name: POD_NAME\n      valueFrom:\n        fieldRef: {{fieldPath: metadata.name}}\n",
+            s.images.busybox
+        ),
+    );
+    let wait = s.kubectl.run(&["wait", "--for=condition=Ready", "pod/talker", "--timeout=60s"]);
+    assert!(wait.ok, "talker never Ready: {}\nagent log:\n{}", wait.stderr, s.agent.log_tail());
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let logs = s.kubectl.run(&["logs", "talker"]);
+    assert!(logs.ok, "{}", logs.stderr);
+    assert!(logs.stdout.starts_with("hello from talker\ntick 1\n"), "{}", logs.stdout);
+    let tail = s.kubectl.run(&["logs", "talker", "--tail=2"]);
+    assert_eq!(tail.stdout.lines().count(), 2, "{}", tail.stdout);
+    // Follow: lines written after the request arrive on the open stream.
+    let mut follow = std::process::Command::new("/usr/bin/kubectl")
+        .args(["--kubeconfig"])
+        .arg(&s.kubectl.kubeconfig)
+        .args(["logs", "-f", "talker", "--tail=1"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("kubectl logs -f");
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let _ = follow.kill();
+    let out = follow.wait_with_output().expect("follow output");
+    let followed = String::from_utf8_lossy(&out.stdout);
+    assert!(followed.lines().count() >= 5, "logs -f streamed new lines: {followed:?}");
+
+    // Deletion: the agent stops the containers and the sandbox, then completes the deletion.
+    let deleted = Instant::now();
+    let out = s.kubectl.run(&["delete", "pod", "web", "--wait=true", "--timeout=60s"]);
+    assert!(out.ok, "{}", out.stderr);
+    println!("delete to gone: {} ms", deleted.elapsed().as_millis());
+    assert!(s.api.get::<Value>("/api/v1/namespaces/default/pods/web").await.is_err_and(|e| e.is_not_found()));
+    assert!(http_get(&ip, 80).is_err(), "the pod's address is gone with its sandbox");
+    drop(s);
+}
+
+/// Restarts, back-off, probes, bad images and replicas on one node, and an agent restart that
+/// leaves running containers alone.
+#[tokio::test(flavor = "multi_thread")]
+async fn containers_restart_probe_and_survive_an_agent_restart() {
+    let mut s = setup("node-b", "skiffe2e1").await;
+    let busybox = s.images.busybox.clone();
+    let missing = format!("{}/skiff/missing:1", s.images.registry.addr());
+    apply(
+        &s.kubectl,
+        &format!(
+            "apiVersion: v1\nkind: Pod\nmetadata:\n  name: crasher\nspec:\n  terminationGracePeriodSeconds: 1\n  containers:\n  - name: crash\n    image: {busybox}\n    command: [\"sh\", \"-c\", \"echo boom; exit 3\"]\n---\napiVersion: v1\nkind: Pod\nmetadata:\n  name: unhealthy\nspec:\n  terminationGracePeriodSeconds: 1\n  containers:\n  - name: app\n    image: {busybox}\n    command: [\"sh\", \"-c\", \"touch /tmp/healthy; sleep 3; rm /tmp/healthy; sleep 3600\"]\n    livenessProbe:\n      exec:\n        command: [\"cat\", \"/tmp/healthy\"]\n      periodSeconds: 1\n      failureThreshold: 2\n---\napiVersion: v1\nkind: Pod\nmetadata:\n  name: badimage\nspec:\n  containers:\n  - name: app\n    image: {missing}\n---\napiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: sleepers\nspec:\n  replicas: 3\n  selector:\n    matchLabels: {{app: sleepers}}\n  template:\n    metadata:\n      labels: {{app: sleepers}}\n    spec:\n      terminationGracePeriodSeconds: 1\n      containers:\n      - name: sleep\n        image: {busybox}\n        command: [\"sleep\", \"3600\"]\n"
+        ),
+    );
+
+    // A container that exits is restarted, then backs off; its last state shows the exit.
+    let crasher = pod_until(&s.api, "crasher", Duration::from_secs(60), "a restart", |p| {
+        container_status(p, "crash")["restartCount"].as_u64().is_some_and(|n| n >= 1)
+    })
+    .await;
+    assert_eq!(
+        container_status(&crasher, "crash")["lastState"]["terminated"]["exitCode"],
+        3,
+        "{:#}",
+        crasher["status"]
+    );
+    pod_until(&s.api, "crasher", Duration::from_secs(30), "CrashLoopBackOff", |p| {
+        container_status(p, "crash")["state"]["waiting"]["reason"] == "CrashLoopBackOff"
+    })
+    .await;
+    let previous = s.kubectl.run(&["logs", "crasher", "--previous"]);
+    assert_eq!(previous.stdout, "boom\n", "{}", previous.stderr);
+
+    // A bad image: ErrImagePull, then ImagePullBackOff, with the registry's answer.
+    let bad = pod_until(&s.api, "badimage", Duration::from_secs(60), "ImagePullBackOff", |p| {
+        container_status(p, "app")["state"]["waiting"]["reason"] == "ImagePullBackOff"
+    })
+    .await;
+    let message = container_status(&bad, "app")["state"]["waiting"]["message"].as_str().unwrap_or("").to_string();
+    assert!(message.contains("missing"), "the pull error names the image: {message}");
+    let events = s.kubectl.run(&["get", "events", "--field-selector", "involvedObject.name=badimage"]);
+    assert!(events.stdout.contains("ErrImagePull"), "{}", events.stdout);
+
+    // A failing liveness probe restarts the container.
+    let unhealthy = pod_until(&s.api, "unhealthy", Duration::from_secs(60), "a liveness restart", |p| {
+        container_status(p, "app")["restartCount"].as_u64().is_some_and(|n| n >= 1)
+    })
+    .await;
+    assert!(container_status(&unhealthy, "app")["lastState"]["terminated"].is_object());
+    let events = s.kubectl.run(&["get", "events", "--field-selector", "involvedObject.name=unhealthy"]);
+    assert!(
+        events.stdout.contains("Unhealthy") && events.stdout.contains("Liveness probe failed"),
+        "{}",
+        events.stdout
+    );
+
+    // Three replicas run, each with its own address.
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let ips = loop {
+        let pods =
+            s.api.list::<Value>("/api/v1/namespaces/default/pods?labelSelector=app%3Dsleepers").await.expect("list");
+        let running: Vec<&Value> = pods.items.iter().filter(|p| p["status"]["phase"] == "Running").collect();
+        let mut ips: Vec<String> =
+            running.iter().filter_map(|p| p["status"]["podIP"].as_str().map(str::to_string)).collect();
+        ips.sort();
+        ips.dedup();
+        if running.len() == 3 && ips.len() == 3 {
+            break ips;
+        }
+        assert!(Instant::now() < deadline, "3 running replicas with distinct IPs; agent log:\n{}", s.agent.log_tail());
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    };
+    println!("replica IPs: {ips:?}");
+
+    // The agent restarts; running containers are not restarted.
+    let before =
+        s.api.list::<Value>("/api/v1/namespaces/default/pods?labelSelector=app%3Dsleepers").await.expect("list");
+    let ids_before: Vec<String> =
+        before.items.iter().map(|p| container_status(p, "sleep")["containerID"].to_string()).collect();
+    s.agent.restart();
+    tokio::time::sleep(Duration::from_secs(8)).await;
+    let ready = s.kubectl.run(&["wait", "--for=condition=Ready", "node/node-b", "--timeout=60s"]);
+    assert!(ready.ok, "node not Ready after the agent restart:\n{}", s.agent.log_tail());
+    let after =
+        s.api.list::<Value>("/api/v1/namespaces/default/pods?labelSelector=app%3Dsleepers").await.expect("list");
+    for p in &after.items {
+        assert_eq!(p["status"]["phase"], "Running", "{:#}", p["status"]);
+        assert_eq!(container_status(p, "sleep")["restartCount"], 0, "{:#}", p["status"]);
+        let id = container_status(p, "sleep")["containerID"].to_string();
+        assert!(ids_before.contains(&id), "container {id} was replaced across the agent restart");
+    }
+
+    // Deleting a replica gets it replaced.
+    let victim = after.items[0]["metadata"]["name"].as_str().expect("name").to_string();
+    let out = s.kubectl.run(&["delete", "pod", &victim, "--timeout=60s"]);
+    assert!(out.ok, "{}", out.stderr);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let pods =
+            s.api.list::<Value>("/api/v1/namespaces/default/pods?labelSelector=app%3Dsleepers").await.expect("list");
+        let running = pods
+            .items
+            .iter()
+            .filter(|p| p["status"]["phase"] == "Running" && p["metadata"]["name"] != victim.as_str())
+            .count();
+        if running == 3 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the deleted replica was not replaced");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    drop(s);
+}
