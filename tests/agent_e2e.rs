@@ -158,6 +158,54 @@ async fn the_seeds_pod_runs_in_containerd_with_an_ip_and_kubectl_sees_it() {
     let followed = String::from_utf8_lossy(&out.stdout);
     assert!(followed.lines().count() >= 5, "logs -f streamed new lines: {followed:?}");
 
+    // exec: output, exit codes and stdin go through the API server and the agent to containerd.
+    let exec = s.kubectl.run(&["exec", "talker", "--", "sh", "-c", "echo out; echo err >&2; exit 3"]);
+    assert_eq!(exec.stdout, "out\n", "{}", exec.stderr);
+    assert!(exec.stderr.contains("err"), "{}", exec.stderr);
+    let code = std::process::Command::new("/usr/bin/kubectl")
+        .arg("--kubeconfig")
+        .arg(&s.kubectl.kubeconfig)
+        .args(["exec", "talker", "--", "sh", "-c", "exit 3"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .expect("kubectl exec");
+    assert_eq!(code.code(), Some(3), "kubectl exec exits with the command's code");
+    let piped =
+        s.kubectl.run_with_stdin(&["exec", "-i", "talker", "--", "sh", "-c", "cat; echo done"], Some("piped input\n"));
+    assert_eq!(piped.stdout, "piped input\ndone\n", "{}", piped.stderr);
+
+    // port-forward: real traffic from a local port to the pod's web server.
+    let mut forward = std::process::Command::new("/usr/bin/kubectl")
+        .arg("--kubeconfig")
+        .arg(&s.kubectl.kubeconfig)
+        .args(["port-forward", "pod/web", ":80"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("kubectl port-forward");
+    let local_port = {
+        use std::io::BufRead;
+        let stdout = forward.stdout.take().expect("stdout");
+        let mut reader = std::io::BufReader::new(stdout);
+        let mut line = String::new();
+        reader.read_line(&mut line).expect("port-forward prints its port");
+        // kubectl reports every connection on stdout: keep reading, or it dies of a closed pipe.
+        std::thread::spawn(move || std::io::copy(&mut reader, &mut std::io::sink()));
+        // "Forwarding from 127.0.0.1:PORT -> 80"
+        line.split("127.0.0.1:").nth(1).and_then(|r| r.split_whitespace().next()).and_then(|p| p.parse::<u16>().ok())
+    };
+    let local_port = local_port.expect("a forwarded port");
+    let answers: Vec<std::io::Result<String>> = (0..3).map(|_| http_get("127.0.0.1", local_port)).collect();
+    let _ = forward.kill();
+    let out = forward.wait_with_output().expect("port-forward output");
+    for answer in answers {
+        let answer = answer.unwrap_or_else(|e| {
+            panic!("no answer through the forwarded port: {e}\n{}", String::from_utf8_lossy(&out.stderr))
+        });
+        assert!(answer.contains(WEB_BODY), "{answer}");
+    }
+
     // Deletion: the agent stops the containers and the sandbox, then completes the deletion.
     let deleted = Instant::now();
     let out = s.kubectl.run(&["delete", "pod", "web", "--wait=true", "--timeout=60s"]);

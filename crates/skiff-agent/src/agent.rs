@@ -127,7 +127,7 @@ pub async fn run(config: AgentConfig, shutdown: impl std::future::Future<Output 
             ("memory".to_string(), host.memory_bytes.to_string()),
         ]),
     });
-    let logs = crate::logs::serve(config.listen, shared.logs_dir.clone())
+    let logs = crate::server::serve(config.listen, shared.logs_dir.clone(), cri.clone())
         .await
         .map_err(io(format!("listening on {}", config.listen)))?;
 

@@ -188,6 +188,38 @@ impl Cri {
         Ok((answer.exit_code, answer.stdout, answer.stderr))
     }
 
+    /// A URL on the runtime's streaming server that runs `cmd` in the container once a client
+    /// upgrades a connection to it.
+    pub async fn exec(&mut self, id: &str, cmd: Vec<String>, io: StreamIo) -> Result<String, CriError> {
+        let request = cri::ExecRequest {
+            container_id: id.to_string(),
+            cmd,
+            tty: io.tty,
+            stdin: io.stdin,
+            stdout: io.stdout,
+            stderr: io.stderr,
+        };
+        Ok(call("Exec", CALL_TIMEOUT, self.runtime.exec(request)).await?.url)
+    }
+
+    /// A URL that attaches to the container's main process.
+    pub async fn attach(&mut self, id: &str, io: StreamIo) -> Result<String, CriError> {
+        let request = cri::AttachRequest {
+            container_id: id.to_string(),
+            stdin: io.stdin,
+            tty: io.tty,
+            stdout: io.stdout,
+            stderr: io.stderr,
+        };
+        Ok(call("Attach", CALL_TIMEOUT, self.runtime.attach(request)).await?.url)
+    }
+
+    /// A URL that forwards ports into the sandbox's network namespace.
+    pub async fn port_forward(&mut self, sandbox_id: &str) -> Result<String, CriError> {
+        let request = cri::PortForwardRequest { pod_sandbox_id: sandbox_id.to_string(), port: Vec::new() };
+        Ok(call("PortForward", CALL_TIMEOUT, self.runtime.port_forward(request)).await?.url)
+    }
+
     /// The image's id if the runtime has it.
     pub async fn image_id(&mut self, image: &str) -> Result<Option<String>, CriError> {
         let request = cri::ImageStatusRequest { image: Some(image_spec(image)), verbose: false };
@@ -210,6 +242,15 @@ impl Cri {
     pub fn socket(&self) -> &Path {
         &self.socket
     }
+}
+
+/// Which streams an exec or attach session carries.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct StreamIo {
+    pub stdin: bool,
+    pub stdout: bool,
+    pub stderr: bool,
+    pub tty: bool,
 }
 
 pub fn image_spec(image: &str) -> cri::ImageSpec {

@@ -4,7 +4,6 @@
 //! `pods/log` to, with kubectl's options (follow, tailLines, timestamps, previous, sinceSeconds,
 //! sinceTime, limitBytes).
 
-use std::net::SocketAddr;
 use std::path::Path;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -63,7 +62,7 @@ impl LogOptions {
     }
 }
 
-fn form_pairs(query: &str) -> Vec<(String, String)> {
+pub(crate) fn form_pairs(query: &str) -> Vec<(String, String)> {
     query
         .split('&')
         .filter(|p| !p.is_empty())
@@ -176,34 +175,16 @@ pub fn log_file(logs_dir: &Path, namespace: &str, pod: &str, container: &str, pr
     attempts.into_iter().nth(pick).map(|(_, p)| p)
 }
 
-type Body = http_body_util::combinators::BoxBody<Bytes, std::io::Error>;
+pub type Body = http_body_util::combinators::BoxBody<Bytes, std::io::Error>;
 
-fn text(code: u16, message: String) -> hyper::Response<Body> {
+pub fn text(code: u16, message: String) -> hyper::Response<Body> {
     let mut response = hyper::Response::new(Full::new(Bytes::from(message)).map_err(|never| match never {}).boxed());
     *response.status_mut() = hyper::StatusCode::from_u16(code).unwrap_or(hyper::StatusCode::INTERNAL_SERVER_ERROR);
     response
 }
 
-/// Starts serving logs on `listen`.
-pub async fn serve(listen: SocketAddr, logs_dir: PathBuf) -> std::io::Result<tokio::task::JoinHandle<()>> {
-    let listener = tokio::net::TcpListener::bind(listen).await?;
-    Ok(tokio::spawn(async move {
-        loop {
-            let Ok((stream, _)) = listener.accept().await else { continue };
-            let dir = logs_dir.clone();
-            tokio::spawn(async move {
-                let service = hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
-                    let dir = dir.clone();
-                    async move { Ok::<_, std::convert::Infallible>(answer(&dir, req.uri())) }
-                });
-                let io = hyper_util::rt::TokioIo::new(stream);
-                let _ = hyper::server::conn::http1::Builder::new().serve_connection(io, service).await;
-            });
-        }
-    }))
-}
-
-fn answer(dir: &Path, uri: &hyper::Uri) -> hyper::Response<Body> {
+/// Answers `/containerLogs/NAMESPACE/POD/CONTAINER`.
+pub fn answer(dir: &Path, uri: &hyper::Uri) -> hyper::Response<Body> {
     let parts: Vec<&str> = uri.path().trim_matches('/').split('/').collect();
     let ["containerLogs", namespace, pod, container] = parts.as_slice() else {
         return text(404, format!("no such endpoint: {}", uri.path()));

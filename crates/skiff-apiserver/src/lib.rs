@@ -16,6 +16,7 @@ mod namespaces;
 mod objects;
 mod output;
 mod pod_log;
+mod pod_stream;
 mod request;
 mod reviews;
 pub mod service_ips;
@@ -50,13 +51,13 @@ pub fn spawn_background(state: Arc<ApiState>) -> tokio::task::JoinHandle<()> {
     tokio::spawn(namespaces::run(state))
 }
 
-async fn dispatch(
-    State(state): State<Arc<ApiState>>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Body,
-) -> Response {
+async fn dispatch(State(state): State<Arc<ApiState>>, request: axum::extract::Request) -> Response {
+    let (mut parts, body) = request.into_parts();
+    // exec, attach and port-forward switch protocols and are tunnelled to the pod's agent.
+    if let Some(response) = pod_stream::intercept(&state, &mut parts).await {
+        return response;
+    }
+    let (method, uri, headers) = (parts.method, parts.uri, parts.headers);
     let path = uri.path().to_string();
     let started = std::time::Instant::now();
     let labels = metrics::RequestLabels::of(&method, &uri, &headers);

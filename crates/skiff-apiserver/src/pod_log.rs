@@ -72,7 +72,7 @@ pub async fn serve(
 }
 
 /// The container asked for, or the only one; with several and none named, upstream's message.
-fn container_of(pod: &Value, name: &str, asked: Option<&str>) -> Result<String, ApiError> {
+pub(crate) fn container_of(pod: &Value, name: &str, asked: Option<&str>) -> Result<String, ApiError> {
     let names: Vec<&str> = ["containers", "initContainers", "ephemeralContainers"]
         .iter()
         .flat_map(|f| pod["spec"][f].as_array().into_iter().flatten())
@@ -125,7 +125,7 @@ fn waiting_check(pod: &Value, name: &str, container: &str, previous: bool) -> Re
 }
 
 /// `IP:PORT` of the node's agent.
-fn agent_address(node: &Value) -> Option<String> {
+pub(crate) fn agent_address(node: &Value) -> Option<String> {
     let ip = node["status"]["addresses"].as_array()?.iter().find(|a| a["type"] == "InternalIP")?["address"]
         .as_str()?
         .to_string();

@@ -32,6 +32,8 @@ use serde::Serialize;
 use serde_json::Value;
 use tokio::sync::Notify;
 
+pub mod tunnel;
+
 /// The header that carries a fencing token (the API server's `FENCE_HEADER`).
 pub const FENCE_HEADER: &str = "x-skiff-fence";
 

@@ -1,0 +1,218 @@
+//! The agent's own endpoint, which the API servers reach at the Node's InternalIP and daemon
+//! port: container logs, and exec, attach and port-forward, whose protocol upgrade is tunnelled
+//! on to the runtime's streaming server (containerd answers SPDY/3.1 with kubectl's stream
+//! protocols), so the agent never parses the stream itself.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use skiff_client::tunnel;
+
+use crate::cri::Cri;
+use crate::cri::StreamIo;
+use crate::cri::LABEL_CONTAINER_NAME;
+use crate::cri::LABEL_POD_NAME;
+use crate::cri::LABEL_POD_NAMESPACE;
+use crate::logs::text;
+use crate::logs::Body;
+
+/// Starts serving on `listen`.
+pub async fn serve(listen: SocketAddr, logs_dir: PathBuf, cri: Cri) -> std::io::Result<tokio::task::JoinHandle<()>> {
+    let listener = tokio::net::TcpListener::bind(listen).await?;
+    Ok(tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else { continue };
+            let (dir, cri) = (logs_dir.clone(), cri.clone());
+            tokio::spawn(async move {
+                let service = hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+                    let (dir, cri) = (dir.clone(), cri.clone());
+                    async move { Ok::<_, std::convert::Infallible>(route(&dir, cri, req).await) }
+                });
+                let io = hyper_util::rt::TokioIo::new(stream);
+                let _ = hyper::server::conn::http1::Builder::new().serve_connection(io, service).with_upgrades().await;
+            });
+        }
+    }))
+}
+
+async fn route(dir: &std::path::Path, cri: Cri, req: hyper::Request<hyper::body::Incoming>) -> hyper::Response<Body> {
+    let path = req.uri().path().trim_matches('/').to_string();
+    let parts: Vec<&str> = path.split('/').collect();
+    match parts.as_slice() {
+        ["containerLogs", ..] => crate::logs::answer(dir, req.uri()),
+        [kind @ ("exec" | "attach"), namespace, pod, container] => {
+            let kind = kind.to_string();
+            let target = Target::Container {
+                namespace: namespace.to_string(),
+                pod: pod.to_string(),
+                container: container.to_string(),
+            };
+            stream(cri, req, &kind, target).await
+        }
+        ["portforward", namespace, pod] => {
+            let target = Target::Sandbox { namespace: namespace.to_string(), pod: pod.to_string() };
+            stream(cri, req, "portforward", target).await
+        }
+        _ => text(404, format!("no such endpoint: /{path}")),
+    }
+}
+
+enum Target {
+    Container { namespace: String, pod: String, container: String },
+    Sandbox { namespace: String, pod: String },
+}
+
+/// kubectl's query: the command (repeated `command=`) and which streams to open.
+fn stream_query(query: &str) -> (Vec<String>, StreamIo) {
+    let mut command = Vec::new();
+    let mut io = StreamIo::default();
+    for (k, v) in form_urlencoded_pairs(query) {
+        let on = v == "true" || v == "1";
+        match k.as_str() {
+            "command" => command.push(v),
+            "stdin" => io.stdin = on,
+            "stdout" => io.stdout = on,
+            "stderr" => io.stderr = on,
+            "tty" => io.tty = on,
+            _ => {}
+        }
+    }
+    (command, io)
+}
+
+fn form_urlencoded_pairs(query: &str) -> Vec<(String, String)> {
+    crate::logs::form_pairs(query)
+}
+
+async fn stream(
+    mut cri: Cri,
+    mut req: hyper::Request<hyper::body::Incoming>,
+    kind: &str,
+    target: Target,
+) -> hyper::Response<Body> {
+    let (command, io) = stream_query(req.uri().query().unwrap_or(""));
+    let url = match &target {
+        Target::Container { namespace, pod, container } => {
+            let id = match find_container(&mut cri, namespace, pod, container).await {
+                Some(id) => id,
+                None => {
+                    return text(
+                        404,
+                        format!("container {container:?} of pod {namespace}/{pod} is not running on this node"),
+                    )
+                }
+            };
+            if kind == "exec" {
+                if command.is_empty() {
+                    return text(400, "exec needs a command".into());
+                }
+                cri.exec(&id, command, io).await
+            } else {
+                cri.attach(&id, io).await
+            }
+        }
+        Target::Sandbox { namespace, pod } => {
+            let sandboxes = cri.list_sandboxes(None).await.unwrap_or_default();
+            let ready = k8s_cri::v1::PodSandboxState::SandboxReady as i32;
+            let found = sandboxes.iter().find(|s| {
+                s.state == ready
+                    && s.labels.get(LABEL_POD_NAMESPACE) == Some(namespace)
+                    && s.labels.get(LABEL_POD_NAME) == Some(pod)
+            });
+            match found {
+                Some(s) => cri.port_forward(&s.id).await,
+                None => return text(404, format!("pod {namespace}/{pod} has no running sandbox on this node")),
+            }
+        }
+    };
+    let url = match url {
+        Ok(url) => url,
+        Err(e) => return text(500, e.to_string()),
+    };
+    let Some((addr, path)) = split_url(&url) else {
+        return text(500, format!("the runtime gave an unusable streaming URL: {url}"));
+    };
+    let mut forwarded = Vec::new();
+    for name in tunnel::FORWARDED_HEADERS {
+        for value in req.headers().get_all(*name) {
+            if let Ok(v) = value.to_str() {
+                forwarded.push((name.to_string(), v.to_string()));
+            }
+        }
+    }
+    let upstream = match tunnel::open(&addr, req.method().as_str(), &path, &forwarded).await {
+        Ok(u) => u,
+        Err(e) => return text(502, format!("the runtime's streaming server at {addr}: {e}")),
+    };
+    if upstream.status != 101 {
+        let body = String::from_utf8_lossy(&upstream.body).trim().to_string();
+        return text(upstream.status, body);
+    }
+    let mut response = hyper::Response::new(text(101, String::new()).into_body());
+    *response.status_mut() = hyper::StatusCode::SWITCHING_PROTOCOLS;
+    for (k, v) in &upstream.headers {
+        if matches!(k.as_str(), "connection" | "upgrade" | "x-stream-protocol-version") {
+            if let (Ok(name), Ok(value)) =
+                (hyper::header::HeaderName::from_bytes(k.as_bytes()), hyper::header::HeaderValue::from_str(v))
+            {
+                response.headers_mut().append(name, value);
+            }
+        }
+    }
+    let on_upgrade = hyper::upgrade::on(&mut req);
+    tokio::spawn(async move {
+        if let Ok(upgraded) = on_upgrade.await {
+            tunnel::splice(hyper_util::rt::TokioIo::new(upgraded), upstream).await;
+        }
+    });
+    response
+}
+
+/// The running instance of a pod's container.
+async fn find_container(cri: &mut Cri, namespace: &str, pod: &str, container: &str) -> Option<String> {
+    let running = k8s_cri::v1::ContainerState::ContainerRunning as i32;
+    cri.list_containers(None)
+        .await
+        .ok()?
+        .into_iter()
+        .filter(|c| {
+            c.state == running
+                && c.labels.get(LABEL_POD_NAMESPACE).map(String::as_str) == Some(namespace)
+                && c.labels.get(LABEL_POD_NAME).map(String::as_str) == Some(pod)
+                && c.labels.get(LABEL_CONTAINER_NAME).map(String::as_str) == Some(container)
+        })
+        .max_by_key(|c| c.created_at)
+        .map(|c| c.id)
+}
+
+/// `http://host:port/path` → (`host:port`, `/path`).
+fn split_url(url: &str) -> Option<(String, String)> {
+    let rest = url.strip_prefix("http://")?;
+    let (addr, path) = match rest.find('/') {
+        Some(i) => (&rest[..i], &rest[i..]),
+        None => (rest, "/"),
+    };
+    Some((addr.to_string(), path.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kubectls_exec_query_gives_the_command_and_streams() {
+        let (command, io) =
+            stream_query("command=sh&command=-c&command=exit%203&container=app&stdout=true&stderr=true");
+        assert_eq!(command, vec!["sh", "-c", "exit 3"]);
+        assert!(io.stdout && io.stderr && !io.stdin && !io.tty);
+    }
+
+    #[test]
+    fn streaming_urls_split_into_address_and_path() {
+        assert_eq!(
+            split_url("http://127.0.0.1:34567/exec/abcDEF"),
+            Some(("127.0.0.1:34567".to_string(), "/exec/abcDEF".to_string()))
+        );
+        assert_eq!(split_url("https://x/y"), None);
+    }
+}
