@@ -328,3 +328,101 @@ async fn containers_restart_probe_and_survive_an_agent_restart() {
     }
     drop(s);
 }
+
+/// Two machines (network namespaces on a test LAN), each with its own agent, containerd,
+/// bridge and podCIDR: the agents route each other's pod ranges, and a pod on one node reaches
+/// a pod on the other by its pod IP.
+#[tokio::test(flavor = "multi_thread")]
+async fn pods_on_two_nodes_reach_each_other_by_pod_ip() {
+    let cluster = ProcessCluster::start(&skiff_binary(), ClusterOptions::default()).await.expect("cluster");
+    cluster.wait_leader(Duration::from_secs(20)).await.expect("leader");
+    let images = Images::start(cluster.dir());
+    let mut lan = support::agent::Lan::create("skt-lan", "10.201.0");
+    let ip_a = lan.machine("skt-a", 2);
+    let ip_b = lan.machine("skt-b", 3);
+    // The machines reach the servers and the registry through proxies on the LAN.
+    let mut proxies = Vec::new();
+    let mut lan_servers = Vec::new();
+    for server in &cluster.servers {
+        let upstream = server.api_addr.parse().expect("server address");
+        let proxy =
+            skiff_testkit::proxy::FaultProxy::start(format!("{}:0", lan.host_ip()).parse().expect("addr"), upstream)
+                .await
+                .expect("API proxy");
+        lan_servers.push(proxy.local_addr().to_string());
+        proxies.push(proxy);
+    }
+    let registry = images.registry.addr().to_string();
+    let registry_proxy = skiff_testkit::proxy::FaultProxy::start(
+        format!("{}:0", lan.host_ip()).parse().expect("addr"),
+        registry.parse().expect("registry address"),
+    )
+    .await
+    .expect("registry proxy");
+    let mirror = format!("{registry}=http://{}", registry_proxy.local_addr());
+    let place = |netns: &str, ip: &str| support::agent::Placement {
+        netns: Some(netns.into()),
+        node_ip: Some(ip.into()),
+        mirrors: vec![mirror.clone()],
+    };
+    let agent_a =
+        Agent::start_at(cluster.dir(), "node-x", &lan_servers, &images.pause, "skiff0", place("skt-a", &ip_a));
+    let agent_b =
+        Agent::start_at(cluster.dir(), "node-y", &lan_servers, &images.pause, "skiff0", place("skt-b", &ip_b));
+    let servers: Vec<String> = cluster.servers.iter().map(|s| s.api_addr.clone()).collect();
+    let api = Client::with_servers(&servers, None).expect("client");
+    let kubectl = Kubectl::new(cluster.dir(), &servers[0]);
+    for (node, agent) in [("node-x", &agent_a), ("node-y", &agent_b)] {
+        let ready = kubectl.run(&["wait", "--for=condition=Ready", &format!("node/{node}"), "--timeout=90s"]);
+        assert!(ready.ok, "{node} never Ready: {}\nagent log:\n{}", ready.stderr, agent.log_tail());
+    }
+    apply(
+        &kubectl,
+        &format!(
+            "apiVersion: v1\nkind: Pod\nmetadata:\n  name: server-x\nspec:\n  nodeName: node-x\n  terminationGracePeriodSeconds: 1\n  containers:\n  - name: web\n    image: {}\n---\napiVersion: v1\nkind: Pod\nmetadata:\n  name: client-y\nspec:\n  nodeName: node-y\n  terminationGracePeriodSeconds: 1\n  containers:\n  - name: sh\n    image: {}\n    command: [\"sleep\", \"3600\"]\n",
+            images.web, images.busybox
+        ),
+    );
+    for (p, agent) in [("server-x", &agent_a), ("client-y", &agent_b)] {
+        let wait = kubectl.run(&["wait", "--for=condition=Ready", &format!("pod/{p}"), "--timeout=90s"]);
+        assert!(wait.ok, "{p} never Ready: {}\nagent log:\n{}", wait.stderr, agent.log_tail());
+    }
+    let server = pod(&api, "server-x").await;
+    let client = pod(&api, "client-y").await;
+    let server_ip = server["status"]["podIP"].as_str().expect("server IP").to_string();
+    let client_ip = client["status"]["podIP"].as_str().expect("client IP").to_string();
+    let (node_x, node_y): (Value, Value) =
+        (api.get("/api/v1/nodes/node-x").await.expect("node"), api.get("/api/v1/nodes/node-y").await.expect("node"));
+    let (cidr_x, cidr_y) =
+        (node_x["spec"]["podCIDR"].as_str().expect("cidr"), node_y["spec"]["podCIDR"].as_str().expect("cidr"));
+    assert_ne!(cidr_x, cidr_y);
+    println!("server-x {server_ip} in {cidr_x} on {ip_a}; client-y {client_ip} in {cidr_y} on {ip_b}");
+    let prefix = |cidr: &str| cidr.rsplit_once('.').map(|(p, _)| p.to_string()).unwrap_or_default();
+    assert!(server_ip.starts_with(&prefix(cidr_x)) && client_ip.starts_with(&prefix(cidr_y)));
+
+    // Each agent routes the other node's range through the other node's address.
+    let routes =
+        std::process::Command::new("ip").args(["-n", "skt-b", "route", "show", "proto", "199"]).output().expect("ip");
+    let routes = String::from_utf8_lossy(&routes.stdout).into_owned();
+    assert!(routes.contains(&format!("{cidr_x} via {ip_a}")), "node-y's routes: {routes}");
+
+    // Pod to pod across nodes, by pod IP, through exec (API server → agent → containerd).
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        // busybox-static's wget needs glibc's NSS libraries, which the image lacks; nc does not.
+        let request = format!("printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 3 {server_ip} 80");
+        let got = kubectl.run(&["exec", "client-y", "--", "sh", "-c", &request]);
+        if got.stdout.starts_with("HTTP/1.") && got.stdout.contains(WEB_BODY) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "client-y never reached server-x at {server_ip}: {} {}",
+            got.stdout,
+            got.stderr
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    drop((agent_a, agent_b));
+    drop(lan);
+}

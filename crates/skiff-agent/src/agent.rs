@@ -278,7 +278,16 @@ async fn supervise(
     }
     let mut workers: BTreeMap<String, Running> = BTreeMap::new();
     let mut last_gc = tokio::time::Instant::now();
+    let nodes: Reflector<Value> = Reflector::start(shared.api.clone(), "/api/v1/nodes");
+    let mut routed_at = 0u64;
+    let mut last_routes = tokio::time::Instant::now();
     loop {
+        if nodes.synced() && (nodes.revision() != routed_at || last_routes.elapsed() >= Duration::from_secs(30)) {
+            routed_at = nodes.revision();
+            last_routes = tokio::time::Instant::now();
+            let want = crate::routes::desired(&nodes.snapshot(), &shared.node_name, &shared.host_ip);
+            crate::routes::sync(&want).await;
+        }
         // Runtime and network health decide the node's readiness.
         let state = match cri.status().await {
             Ok(conditions) => {
@@ -335,6 +344,7 @@ async fn supervise(
         }
         tokio::select! {
             _ = pods.changed() => {}
+            _ = nodes.changed() => {}
             _ = tokio::time::sleep(Duration::from_secs(2)) => {}
         }
     }
@@ -379,6 +389,8 @@ pub async fn reset(config: &AgentConfig) -> Result<(), AgentError> {
     }
     unmount_under(&config.data_dir).await;
     let _ = tokio::process::Command::new("ip").args(["link", "delete", &config.bridge]).status().await;
+    let _ =
+        tokio::process::Command::new("ip").args(["route", "flush", "proto", crate::routes::ROUTE_PROTO]).status().await;
     match std::fs::remove_dir_all(&config.data_dir) {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),

@@ -289,6 +289,15 @@ impl Registry {
     }
 }
 
+impl Registry {
+    /// Leaves the registry running beyond this value (for `skiff local up`, whose cluster
+    /// outlives the command) and returns its process id, which stops it.
+    pub fn detach(self) -> u32 {
+        let this = std::mem::ManuallyDrop::new(self);
+        this.child.id()
+    }
+}
+
 impl Drop for Registry {
     fn drop(&mut self) {
         // Already gone (e.g. it exited during startup): nothing to kill, and wait just reaps.

@@ -120,6 +120,10 @@ pub struct Memory {
     pub first_seen: Option<String>,
 }
 
+/// The key under which a failure to create the pod's sandbox is remembered (container names
+/// cannot be empty, so it never meets one).
+pub const SANDBOX: &str = "";
+
 /// Upstream's restart back-off: 10 s doubling to 5 minutes.
 pub const BACKOFF_INITIAL_MS: u64 = 10_000;
 pub const BACKOFF_MAX_MS: u64 = 300_000;

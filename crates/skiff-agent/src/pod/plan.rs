@@ -67,7 +67,9 @@ pub fn plan(pod: &Value, observed: &Observed, memory: &Memory, now_ms: u64) -> V
     }
     let sandbox = observed.sandbox();
     match sandbox {
+        None if !memory.may_try(super::SANDBOX, now_ms) => return Vec::new(),
         None => return vec![Step::CreateSandbox { attempt: 0 }],
+        Some(s) if !s.ready && !memory.may_try(super::SANDBOX, now_ms) => return Vec::new(),
         Some(s) if !s.ready => {
             // The sandbox died (its network with it): everything starts over in a new one.
             let next = Step::CreateSandbox { attempt: s.attempt + 1 };
@@ -214,6 +216,14 @@ mod tests {
         memory.failed("app", "ErrImagePull", "manifest unknown".into(), 0);
         assert!(plan(&web(), &observed, &memory, 1_000).is_empty());
         assert_eq!(plan(&web(), &observed, &memory, 10_000).len(), 1);
+    }
+
+    #[test]
+    fn a_failed_sandbox_is_retried_after_its_back_off() {
+        let mut memory = Memory::default();
+        memory.failed(super::super::SANDBOX, "FailedCreatePodSandBox", "runc failed".into(), 0);
+        assert!(plan(&web(), &Observed::default(), &memory, 5_000).is_empty());
+        assert_eq!(plan(&web(), &Observed::default(), &memory, 10_000), vec![Step::CreateSandbox { attempt: 0 }]);
     }
 
     #[test]

@@ -284,8 +284,10 @@ impl Sync<'_> {
                 if let Err(e) = cri.run_pod_sandbox(config).await {
                     let message = format!("Failed to create pod sandbox: {e}");
                     self.event(None, "Warning", "FailedCreatePodSandBox", &message).await;
+                    self.memory.failed(super::SANDBOX, "FailedCreatePodSandBox", message, now_ms());
                     return Err(e.into());
                 }
+                self.memory.started(super::SANDBOX);
                 Ok(false)
             }
             Step::StartContainer { name, init: _, attempt } => {
