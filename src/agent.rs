@@ -21,9 +21,10 @@ pub struct AgentArgs {
     /// The node's address: the Node's InternalIP and its pods' hostIP.
     #[arg(long, default_value = "127.0.0.1")]
     pub node_ip: String,
-    /// Where the agent serves container logs to the API servers.
-    #[arg(long, default_value = "0.0.0.0:10250")]
-    pub listen: SocketAddr,
+    /// Where the agent serves logs, exec, attach and port-forward to the API servers (default:
+    /// the node's address, port 10250). Not authenticated yet: keep it on a private network.
+    #[arg(long)]
+    pub listen: Option<SocketAddr>,
     /// A CRI socket to use; without it the agent starts and supervises its own containerd.
     #[arg(long)]
     pub cri_socket: Option<PathBuf>,
@@ -125,6 +126,12 @@ fn config(args: AgentArgs) -> anyhow::Result<skiff_agent::AgentConfig> {
             None => mirrors.push((host, vec![endpoint])),
         }
     }
+    let listen = match args.listen {
+        Some(listen) => listen,
+        None => format!("{}:10250", bracketed(&args.node_ip))
+            .parse()
+            .with_context(|| format!("--node-ip {:?} is not an IP address", args.node_ip))?,
+    };
     Ok(skiff_agent::AgentConfig {
         node_name,
         servers,
@@ -137,11 +144,19 @@ fn config(args: AgentArgs) -> anyhow::Result<skiff_agent::AgentConfig> {
         bridge: args.bridge,
         node_ip: args.node_ip,
         pod_cidr: args.pod_cidr,
-        listen: args.listen,
+        listen,
         labels: pairs(&args.node_labels, "--node-labels")?,
         mirrors,
         insecure_registries: args.insecure_registry,
         cluster_dns: args.cluster_dns,
         cluster_domain: args.cluster_domain,
     })
+}
+
+fn bracketed(ip: &str) -> String {
+    if ip.contains(':') {
+        format!("[{ip}]")
+    } else {
+        ip.to_string()
+    }
 }

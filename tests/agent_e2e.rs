@@ -175,6 +175,14 @@ async fn the_seeds_pod_runs_in_containerd_with_an_ip_and_kubectl_sees_it() {
         s.kubectl.run_with_stdin(&["exec", "-i", "talker", "--", "sh", "-c", "cat; echo done"], Some("piped input\n"));
     assert_eq!(piped.stdout, "piped input\ndone\n", "{}", piped.stderr);
 
+    // kubectl cp rides on exec with stdin (tar in the container).
+    let local = s._cluster.dir().join("greeting.txt");
+    std::fs::write(&local, "copied into the pod\n").expect("write a local file");
+    let cp = s.kubectl.run(&["cp", local.to_str().expect("utf8"), "talker:/tmp/greeting.txt"]);
+    assert!(cp.ok, "kubectl cp: {}", cp.stderr);
+    let copied = s.kubectl.run(&["exec", "talker", "--", "cat", "/tmp/greeting.txt"]);
+    assert_eq!(copied.stdout, "copied into the pod\n", "{}", copied.stderr);
+
     // port-forward: real traffic from a local port to the pod's web server.
     let mut forward = std::process::Command::new("/usr/bin/kubectl")
         .arg("--kubeconfig")
@@ -245,6 +253,8 @@ async fn containers_restart_probe_and_survive_an_agent_restart() {
         container_status(p, "crash")["state"]["waiting"]["reason"] == "CrashLoopBackOff"
     })
     .await;
+    let events = s.kubectl.run(&["get", "events", "--field-selector", "involvedObject.name=crasher"]);
+    assert!(events.stdout.contains("BackOff"), "{}", events.stdout);
     let previous = s.kubectl.run(&["logs", "crasher", "--previous"]);
     assert_eq!(previous.stdout, "boom\n", "{}", previous.stderr);
 
@@ -306,6 +316,64 @@ async fn containers_restart_probe_and_survive_an_agent_restart() {
         let id = container_status(p, "sleep")["containerID"].to_string();
         assert!(ids_before.contains(&id), "container {id} was replaced across the agent restart");
     }
+
+    // containerd dies; the agent restarts it and the pods keep running, unrestarted.
+    let pid = std::fs::read_to_string(s.agent.data_dir.join("containerd/containerd.pid")).expect("containerd pid");
+    let killed = std::process::Command::new("kill").args(["-KILL", pid.trim()]).status().expect("kill");
+    assert!(killed.success());
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let after_runtime =
+        s.api.list::<Value>("/api/v1/namespaces/default/pods?labelSelector=app%3Dsleepers").await.expect("list");
+    for p in &after_runtime.items {
+        assert_eq!(p["status"]["phase"], "Running", "{:#}", p["status"]);
+        let id = container_status(p, "sleep")["containerID"].to_string();
+        assert!(ids_before.contains(&id), "container {id} was replaced across a containerd restart");
+    }
+
+    // A pod that is not ready is not an endpoint of its Service until its probe passes; a pod
+    // whose ConfigMap is missing says so. New pods start after the containerd restart.
+    apply(
+        &s.kubectl,
+        &format!(
+            "apiVersion: v1\nkind: Service\nmetadata:\n  name: gated\nspec:\n  selector: {{app: gated}}\n  ports:\n  - port: 80\n---\napiVersion: v1\nkind: Pod\nmetadata:\n  name: gated\n  labels: {{app: gated}}\nspec:\n  terminationGracePeriodSeconds: 1\n  containers:\n  - name: app\n    image: {busybox}\n    command: [\"sleep\", \"3600\"]\n    readinessProbe:\n      exec:\n        command: [\"cat\", \"/tmp/ready\"]\n      periodSeconds: 1\n---\napiVersion: v1\nkind: Pod\nmetadata:\n  name: misconfigured\nspec:\n  containers:\n  - name: app\n    image: {busybox}\n    command: [\"sleep\", \"3600\"]\n    env:\n    - name: X\n      valueFrom:\n        configMapKeyRef: {{name: absent, key: x}}\n"
+        ),
+    );
+    let gated =
+        pod_until(&s.api, "gated", Duration::from_secs(60), "Running", |p| p["status"]["phase"] == "Running").await;
+    let gated_ip = gated["status"]["podIP"].as_str().expect("ip").to_string();
+    let endpoints = |ready: bool| {
+        let api = s.api.clone();
+        let ip = gated_ip.clone();
+        async move {
+            let deadline = Instant::now() + Duration::from_secs(30);
+            loop {
+                if let Ok(ep) = api.get::<Value>("/api/v1/namespaces/default/endpoints/gated").await {
+                    let listed = |field: &str| {
+                        ep["subsets"]
+                            .as_array()
+                            .into_iter()
+                            .flatten()
+                            .any(|s| s[field].as_array().into_iter().flatten().any(|a| a["ip"] == ip.as_str()))
+                    };
+                    if listed("addresses") == ready && listed("notReadyAddresses") == !ready {
+                        return;
+                    }
+                    assert!(Instant::now() < deadline, "endpoints never showed the pod as ready={ready}: {ep:#}");
+                }
+                tokio::time::sleep(Duration::from_millis(300)).await;
+            }
+        }
+    };
+    endpoints(false).await;
+    let touched = s.kubectl.run(&["exec", "gated", "--", "touch", "/tmp/ready"]);
+    assert!(touched.ok, "{}", touched.stderr);
+    endpoints(true).await;
+    let bad = pod_until(&s.api, "misconfigured", Duration::from_secs(30), "CreateContainerConfigError", |p| {
+        container_status(p, "app")["state"]["waiting"]["reason"] == "CreateContainerConfigError"
+    })
+    .await;
+    let message = container_status(&bad, "app")["state"]["waiting"]["message"].as_str().unwrap_or("").to_string();
+    assert!(message.contains("absent"), "{message}");
 
     // Deleting a replica gets it replaced.
     let victim = after.items[0]["metadata"]["name"].as_str().expect("name").to_string();

@@ -373,13 +373,23 @@ pub async fn reset(config: &AgentConfig) -> Result<(), AgentError> {
     };
     match Cri::connect(&socket, Duration::from_secs(20)).await {
         Ok(mut cri) => {
-            for c in cri.list_containers(None).await.unwrap_or_default() {
-                let _ = cri.stop_container(&c.id, Duration::from_secs(1)).await;
-                let _ = cri.remove_container(&c.id).await;
-            }
-            for s in cri.list_sandboxes(None).await.unwrap_or_default() {
-                let _ = cri.stop_pod_sandbox(&s.id).await;
-                let _ = cri.remove_pod_sandbox(&s.id).await;
+            // A sandbox a killed agent asked for may still be in the making when the first pass
+            // lists; later passes catch it.
+            for pass in 0..3 {
+                let containers = cri.list_containers(None).await.unwrap_or_default();
+                let sandboxes = cri.list_sandboxes(None).await.unwrap_or_default();
+                if pass > 0 && containers.is_empty() && sandboxes.is_empty() {
+                    break;
+                }
+                for c in containers {
+                    let _ = cri.stop_container(&c.id, Duration::from_secs(1)).await;
+                    let _ = cri.remove_container(&c.id).await;
+                }
+                for s in sandboxes {
+                    let _ = cri.stop_pod_sandbox(&s.id).await;
+                    let _ = cri.remove_pod_sandbox(&s.id).await;
+                }
+                tokio::time::sleep(Duration::from_secs(1)).await;
             }
         }
         Err(e) => tracing::warn!(error = %e, "runtime unreachable; removing what can be removed"),

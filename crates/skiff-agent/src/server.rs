@@ -66,7 +66,7 @@ enum Target {
 fn stream_query(query: &str) -> (Vec<String>, StreamIo) {
     let mut command = Vec::new();
     let mut io = StreamIo::default();
-    for (k, v) in form_urlencoded_pairs(query) {
+    for (k, v) in crate::logs::form_pairs(query) {
         let on = v == "true" || v == "1";
         match k.as_str() {
             "command" => command.push(v),
@@ -78,10 +78,6 @@ fn stream_query(query: &str) -> (Vec<String>, StreamIo) {
         }
     }
     (command, io)
-}
-
-fn form_urlencoded_pairs(query: &str) -> Vec<(String, String)> {
-    crate::logs::form_pairs(query)
 }
 
 async fn stream(

@@ -118,6 +118,8 @@ pub struct Memory {
     pub probes: BTreeMap<String, probe::ContainerProbes>,
     /// When the agent first saw the pod (its status.startTime if the API has none).
     pub first_seen: Option<String>,
+    /// Container instances whose crash-loop back-off was reported as an event (id).
+    pub backoff_reported: std::collections::BTreeSet<String>,
 }
 
 /// The key under which a failure to create the pod's sandbox is remembered (container names

@@ -179,7 +179,7 @@ fn container_status(
     let mut status = json!({"name": name, "image": image, "imageID": "", "restartCount": 0,
         "ready": false, "started": false});
     let Some(c) = latest else {
-        status["state"] = waiting_state(pod, name, image, cx, blocked_by_init);
+        status["state"] = waiting_state(name, image, cx, blocked_by_init);
         return status;
     };
     status["imageID"] = c.image_ref.clone().into();
@@ -216,7 +216,7 @@ fn container_status(
             }
         }
         RunState::Created | RunState::Unknown => {
-            status["state"] = waiting_state(pod, name, image, cx, blocked_by_init);
+            status["state"] = waiting_state(name, image, cx, blocked_by_init);
         }
     }
     status
@@ -243,7 +243,7 @@ fn terminated(c: &ObservedContainer) -> Value {
     t
 }
 
-fn waiting_state(pod: &Value, name: &str, image: &str, cx: &Context<'_>, blocked_by_init: bool) -> Value {
+fn waiting_state(name: &str, image: &str, cx: &Context<'_>, blocked_by_init: bool) -> Value {
     if let Some(f) = cx.memory.failures.get(name) {
         // The failure shows as itself right after it happened, then as the back-off it causes.
         let (reason, message) = if f.reason == "ErrImagePull" && cx.now_ms >= f.at_ms + 1000 {
@@ -253,7 +253,6 @@ fn waiting_state(pod: &Value, name: &str, image: &str, cx: &Context<'_>, blocked
         };
         return json!({"waiting": {"reason": reason, "message": message}});
     }
-    let _ = pod;
     let reason = if blocked_by_init { "PodInitializing" } else { "ContainerCreating" };
     json!({"waiting": {"reason": reason}})
 }

@@ -131,15 +131,45 @@ impl Sync<'_> {
             if steps.is_empty() {
                 break;
             }
+            let mut new_sandbox = false;
             for step in steps {
+                new_sandbox |= matches!(step, Step::CreateSandbox { .. });
                 if self.act(step, &observed).await? {
                     return Ok(true);
                 }
             }
             observed = self.observe().await?;
+            if new_sandbox {
+                // The pod's IP is known before its containers start; report it right away.
+                self.report(&observed, last_status).await?;
+            }
         }
+        self.report_back_off(&observed).await;
         self.report(&observed, last_status).await?;
         Ok(false)
+    }
+
+    /// One `BackOff` event per exited container instance that waits out its restart back-off.
+    async fn report_back_off(&mut self, observed: &Observed) {
+        let now = now_ms();
+        let policy = super::RestartPolicy::of(self.pod);
+        let waiting: Vec<(String, String)> = observed
+            .containers
+            .iter()
+            .filter(|c| c.state == RunState::Exited && policy.restarts(c.exit_code))
+            .filter(|c| observed.latest(&c.name).is_some_and(|l| l.id == c.id))
+            .filter(|c| self.memory.backing_off(&c.name, now) && !self.memory.backoff_reported.contains(&c.id))
+            .map(|c| (c.id.clone(), c.name.clone()))
+            .collect();
+        for (id, name) in waiting {
+            let pod =
+                format!("{}_{}({})", super::meta(self.pod, "name"), super::meta(self.pod, "namespace"), self.uid());
+            let message = format!("Back-off restarting failed container {name} in pod {pod}");
+            self.event(Some(&name), "Warning", "BackOff", &message).await;
+            self.memory.backoff_reported.insert(id);
+        }
+        let live: std::collections::BTreeSet<&str> = observed.containers.iter().map(|c| c.id.as_str()).collect();
+        self.memory.backoff_reported.retain(|id| live.contains(id.as_str()));
     }
 
     /// What the runtime has of this pod.
