@@ -355,7 +355,7 @@ async fn containers_restart_probe_and_survive_an_agent_restart() {
                             .flatten()
                             .any(|s| s[field].as_array().into_iter().flatten().any(|a| a["ip"] == ip.as_str()))
                     };
-                    if listed("addresses") == ready && listed("notReadyAddresses") == !ready {
+                    if listed("addresses") == ready && listed("notReadyAddresses") != ready {
                         return;
                     }
                     assert!(Instant::now() < deadline, "endpoints never showed the pod as ready={ready}: {ep:#}");
