@@ -375,6 +375,23 @@ async fn containers_restart_probe_and_survive_an_agent_restart() {
     let message = container_status(&bad, "app")["state"]["waiting"]["message"].as_str().unwrap_or("").to_string();
     assert!(message.contains("absent"), "{message}");
 
+    // Lifecycle hooks: postStart after the start, preStop before the stop signal on deletion.
+    let hooks = s._cluster.dir().join("hooks");
+    std::fs::create_dir_all(&hooks).expect("hooks dir");
+    apply(
+        &s.kubectl,
+        &format!(
+            "apiVersion: v1\nkind: Pod\nmetadata:\n  name: hooked\nspec:\n  terminationGracePeriodSeconds: 5\n  volumes:\n  - name: host\n    hostPath: {{path: {}}}\n  containers:\n  - name: app\n    image: {busybox}\n    command: [\"sleep\", \"3600\"]\n    volumeMounts:\n    - {{name: host, mountPath: /host}}\n    lifecycle:\n      postStart:\n        exec:\n          command: [\"sh\", \"-c\", \"echo started > /host/post-start\"]\n      preStop:\n        exec:\n          command: [\"sh\", \"-c\", \"echo stopping > /host/pre-stop\"]\n",
+            hooks.display()
+        ),
+    );
+    pod_until(&s.api, "hooked", Duration::from_secs(60), "Running", |p| p["status"]["phase"] == "Running").await;
+    assert_eq!(std::fs::read_to_string(hooks.join("post-start")).unwrap_or_default(), "started\n");
+    assert!(!hooks.join("pre-stop").exists(), "preStop runs only when the pod stops");
+    let out = s.kubectl.run(&["delete", "pod", "hooked", "--timeout=60s"]);
+    assert!(out.ok, "{}", out.stderr);
+    assert_eq!(std::fs::read_to_string(hooks.join("pre-stop")).unwrap_or_default(), "stopping\n");
+
     // Deleting a replica gets it replaced.
     let victim = after.items[0]["metadata"]["name"].as_str().expect("name").to_string();
     let out = s.kubectl.run(&["delete", "pod", &victim, "--timeout=60s"]);

@@ -49,48 +49,70 @@ pub struct Probe {
     pub failure_threshold: u32,
 }
 
+/// A lifecycle hook (`postStart`, `preStop`).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Hook {
+    Run(Action),
+    Sleep(u64),
+}
+
+/// The container's `lifecycle.<which>` hook, if it has one the agent can run.
+pub fn hook(container: &Value, which: &str) -> Option<Hook> {
+    let h = container.get("lifecycle")?.get(which)?;
+    if let Some(seconds) = h.pointer("/sleep/seconds").and_then(Value::as_u64) {
+        return Some(Hook::Sleep(seconds));
+    }
+    action(container, h).map(Hook::Run)
+}
+
+/// The handler in `p` (exec, httpGet or tcpSocket), with named ports resolved against the
+/// container's ports.
+fn action(container: &Value, p: &Value) -> Option<Action> {
+    let port = |v: &Value| -> Option<u16> {
+        match v {
+            Value::Number(n) => n.as_u64().and_then(|n| u16::try_from(n).ok()),
+            Value::String(s) => s.parse().ok().or_else(|| {
+                container["ports"].as_array()?.iter().find(|cp| cp["name"] == *s)?["containerPort"]
+                    .as_u64()
+                    .and_then(|n| u16::try_from(n).ok())
+            }),
+            _ => None,
+        }
+    };
+    let action = if let Some(exec) = p.get("exec") {
+        let command = exec["command"].as_array()?.iter().filter_map(|a| a.as_str().map(str::to_string)).collect();
+        Action::Exec { command }
+    } else if let Some(http) = p.get("httpGet") {
+        Action::Http {
+            scheme: http["scheme"].as_str().unwrap_or("HTTP").to_string(),
+            host: http["host"].as_str().filter(|h| !h.is_empty()).map(str::to_string),
+            port: port(&http["port"])?,
+            path: http["path"].as_str().unwrap_or("/").to_string(),
+            headers: http["httpHeaders"]
+                .as_array()
+                .map(|hs| {
+                    hs.iter()
+                        .filter_map(|h| Some((h["name"].as_str()?.to_string(), h["value"].as_str()?.to_string())))
+                        .collect()
+                })
+                .unwrap_or_default(),
+        }
+    } else if let Some(tcp) = p.get("tcpSocket") {
+        Action::Tcp {
+            host: tcp["host"].as_str().filter(|h| !h.is_empty()).map(str::to_string),
+            port: port(&tcp["port"])?,
+        }
+    } else {
+        return None;
+    };
+    Some(action)
+}
+
 impl Probe {
-    /// The container's probe of `kind`, if it has one the agent can run. Named ports are
-    /// resolved against the container's ports.
+    /// The container's probe of `kind`, if it has one the agent can run.
     pub fn of(container: &Value, kind: Kind) -> Option<Probe> {
         let p = container.get(kind.field())?;
-        let port = |v: &Value| -> Option<u16> {
-            match v {
-                Value::Number(n) => n.as_u64().and_then(|n| u16::try_from(n).ok()),
-                Value::String(s) => s.parse().ok().or_else(|| {
-                    container["ports"].as_array()?.iter().find(|cp| cp["name"] == *s)?["containerPort"]
-                        .as_u64()
-                        .and_then(|n| u16::try_from(n).ok())
-                }),
-                _ => None,
-            }
-        };
-        let action = if let Some(exec) = p.get("exec") {
-            let command = exec["command"].as_array()?.iter().filter_map(|a| a.as_str().map(str::to_string)).collect();
-            Action::Exec { command }
-        } else if let Some(http) = p.get("httpGet") {
-            Action::Http {
-                scheme: http["scheme"].as_str().unwrap_or("HTTP").to_string(),
-                host: http["host"].as_str().filter(|h| !h.is_empty()).map(str::to_string),
-                port: port(&http["port"])?,
-                path: http["path"].as_str().unwrap_or("/").to_string(),
-                headers: http["httpHeaders"]
-                    .as_array()
-                    .map(|hs| {
-                        hs.iter()
-                            .filter_map(|h| Some((h["name"].as_str()?.to_string(), h["value"].as_str()?.to_string())))
-                            .collect()
-                    })
-                    .unwrap_or_default(),
-            }
-        } else if let Some(tcp) = p.get("tcpSocket") {
-            Action::Tcp {
-                host: tcp["host"].as_str().filter(|h| !h.is_empty()).map(str::to_string),
-                port: port(&tcp["port"])?,
-            }
-        } else {
-            return None;
-        };
+        let action = action(container, p)?;
         let num = |field: &str, default: u64| p[field].as_u64().unwrap_or(default);
         Some(Probe {
             kind,
@@ -215,6 +237,25 @@ mod tests {
         let startup = Probe::of(&c, Kind::Startup).expect("startup probe");
         assert_eq!(startup.action, Action::Exec { command: vec!["cat".into(), "/ready".into()] });
         assert!(Probe::of(&json!({"name": "x"}), Kind::Liveness).is_none());
+    }
+
+    #[test]
+    fn lifecycle_hooks_are_read_like_probe_handlers() {
+        let c = json!({"ports": [{"name": "http", "containerPort": 80}], "lifecycle": {
+            "preStop": {"httpGet": {"path": "/drain", "port": "http"}},
+            "postStart": {"sleep": {"seconds": 2}}}});
+        assert_eq!(
+            hook(&c, "preStop"),
+            Some(Hook::Run(Action::Http {
+                scheme: "HTTP".into(),
+                host: None,
+                port: 80,
+                path: "/drain".into(),
+                headers: vec![]
+            }))
+        );
+        assert_eq!(hook(&c, "postStart"), Some(Hook::Sleep(2)));
+        assert_eq!(hook(&json!({}), "preStop"), None);
     }
 
     #[test]

@@ -286,14 +286,14 @@ impl Sync<'_> {
                 for c in observed.containers.iter().filter(|c| c.state == RunState::Running) {
                     self.event(Some(&c.name), "Normal", "Killing", &format!("Stopping container {}", c.name)).await;
                 }
+                let ip = observed.sandbox().map(|s| s.ip.clone()).unwrap_or_default();
                 let stops = observed
                     .containers
                     .iter()
                     .filter(|c| c.state == RunState::Running)
                     .map(|c| {
-                        let mut cri = cri.clone();
-                        let id = c.id.clone();
-                        async move { cri.stop_container(&id, grace).await }
+                        let spec = self.container_spec(&c.name).map(|(s, _)| s.clone()).unwrap_or_default();
+                        self.stop_one(c.id.clone(), c.name.clone(), spec, ip.clone(), grace)
                     })
                     .collect::<Vec<_>>();
                 for result in futures::future::join_all(stops).await {
@@ -326,7 +326,9 @@ impl Sync<'_> {
             }
             Step::KillContainer { id, name, message } => {
                 self.event(Some(&name), "Normal", "Killing", &message).await;
-                cri.stop_container(&id, self.grace()).await?;
+                let spec = self.container_spec(&name).map(|(s, _)| s.clone()).unwrap_or_default();
+                let ip = observed.sandbox().map(|s| s.ip.clone()).unwrap_or_default();
+                self.stop_one(id.clone(), name, spec, ip, self.grace()).await?;
                 self.memory.probes.remove(&id);
                 Ok(false)
             }
@@ -350,6 +352,27 @@ impl Sync<'_> {
                     Err(e) => Err(e.into()),
                 }
             }
+        }
+    }
+
+    /// Stops one container: its preStop hook first, then the stop signal, then SIGKILL, all
+    /// within `grace`.
+    fn stop_one(
+        &self,
+        id: String,
+        name: String,
+        spec: Value,
+        pod_ip: String,
+        grace: Duration,
+    ) -> impl std::future::Future<Output = Result<(), crate::cri::CriError>> + '_ {
+        let mut cri = self.shared.cri.clone();
+        async move {
+            let started = Instant::now();
+            if let Some(failure) = run_hook(&cri, &spec, &id, &pod_ip, "preStop", grace).await {
+                let message = format!("PreStopHook failed: {failure}");
+                self.event(Some(&name), "Warning", "FailedPreStopHook", &message).await;
+            }
+            cri.stop_container(&id, grace.saturating_sub(started.elapsed())).await
         }
     }
 
@@ -443,6 +466,13 @@ impl Sync<'_> {
         }
         self.memory.started(name);
         self.event(Some(name), "Normal", "Started", &format!("Started container {name}")).await;
+        let budget = self.grace().max(Duration::from_secs(30));
+        if let Some(failure) = run_hook(&self.shared.cri, &container, &id, &sandbox.ip, "postStart", budget).await {
+            // Upstream kills a container whose postStart hook fails; its restart policy decides.
+            let message = format!("PostStartHook failed: {failure}");
+            self.event(Some(name), "Warning", "FailedPostStartHook", &message).await;
+            cri.stop_container(&id, self.grace()).await?;
+        }
         Ok(())
     }
 
@@ -603,8 +633,18 @@ fn condition_statuses(status: &Value) -> Vec<(String, String)> {
 
 /// Runs one probe: (success, what happened).
 async fn run_probe(cri: &Cri, container_id: &str, pod_ip: &str, p: &probe::Probe) -> (bool, String) {
-    let timeout = Duration::from_secs(p.timeout_s);
-    match &p.action {
+    run_action(cri, container_id, pod_ip, &p.action, Duration::from_secs(p.timeout_s)).await
+}
+
+/// Runs a probe's or a hook's handler against the container: (success, what happened).
+async fn run_action(
+    cri: &Cri,
+    container_id: &str,
+    pod_ip: &str,
+    action: &probe::Action,
+    timeout: Duration,
+) -> (bool, String) {
+    match action {
         probe::Action::Exec { command } => {
             let mut cri = cri.clone();
             match cri.exec_sync(container_id, command.clone(), timeout).await {
@@ -639,6 +679,29 @@ async fn run_probe(cri: &Cri, container_id: &str, pod_ip: &str, p: &probe::Probe
                 Ok(Err(e)) => (false, format!("Get \"http://{host}:{port}{path}\": {e}")),
                 Err(_) => (false, format!("Get \"http://{host}:{port}{path}\": context deadline exceeded")),
             }
+        }
+    }
+}
+
+/// Runs the container's `which` hook (`postStart`, `preStop`) within `budget`; the failure
+/// message if it failed.
+async fn run_hook(
+    cri: &Cri,
+    spec: &Value,
+    container_id: &str,
+    pod_ip: &str,
+    which: &str,
+    budget: Duration,
+) -> Option<String> {
+    match probe::hook(spec, which)? {
+        probe::Hook::Sleep(seconds) => {
+            tokio::time::sleep(Duration::from_secs(seconds).min(budget)).await;
+            None
+        }
+        probe::Hook::Run(action) => {
+            let (ok, message) =
+                run_action(cri, container_id, pod_ip, &action, budget.max(Duration::from_secs(1))).await;
+            (!ok).then_some(message)
         }
     }
 }
