@@ -65,6 +65,15 @@ pub struct AgentArgs {
     pub cert_file: Option<PathBuf>,
     #[arg(long)]
     pub key_file: Option<PathBuf>,
+    /// The agent endpoint's serving certificate (its SANs must include --node-ip); with it the
+    /// endpoint speaks only TLS and requires callers' client certificates.
+    #[arg(long, requires_all = ["tls_private_key_file", "client_ca_file"])]
+    pub tls_cert_file: Option<PathBuf>,
+    #[arg(long, requires = "tls_cert_file")]
+    pub tls_private_key_file: Option<PathBuf>,
+    /// The CA callers' certificates must chain to (and carry the system:masters group).
+    #[arg(long, requires = "tls_cert_file")]
+    pub client_ca_file: Option<PathBuf>,
     /// Stop every pod this agent runs, stop its containerd and remove what it created (bridge,
     /// mounts, the data directory), then exit.
     #[arg(long)]
@@ -145,6 +154,10 @@ fn config(args: AgentArgs) -> anyhow::Result<skiff_agent::AgentConfig> {
         node_ip: args.node_ip,
         pod_cidr: args.pod_cidr,
         listen,
+        serving_tls: match (args.tls_cert_file, args.tls_private_key_file, args.client_ca_file) {
+            (Some(cert), Some(key), Some(client_ca)) => Some(skiff_agent::server::ServingTls { cert, key, client_ca }),
+            _ => None,
+        },
         labels: pairs(&args.node_labels, "--node-labels")?,
         mirrors,
         insecure_registries: args.insecure_registry,

@@ -169,7 +169,8 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen on {}", args.api_listen))?;
     let store: Arc<dyn skiff_store::Store> = node.clone();
-    let api_state = skiff_apiserver::ApiState::new(store, skiff_apiserver::ApiConfig { service_network });
+    let agent_tls = agent_tls(&args)?;
+    let api_state = skiff_apiserver::ApiState::new(store, skiff_apiserver::ApiConfig { service_network, agent_tls });
     let background = skiff_apiserver::spawn_background(api_state.clone());
     // The scheduler acts only while this server leads, through its own API port like any client.
     let local_api = match args.api_listen.ip().is_unspecified() {
@@ -254,6 +255,17 @@ fn component_client(
     let files = skiff_client::ClientTls::from_files(ca, cert, key).context("reading the components' certificate")?;
     // The serving certificate names this server's addresses, so the host we connect to is one.
     Ok(skiff_client::Client::with_tls(local_api, &files)?)
+}
+
+/// With TLS on, the API server reaches node agents over TLS too, presenting the components'
+/// certificate (group `system:masters`, which agents require) and trusting the cluster CA.
+fn agent_tls(args: &ServerArgs) -> anyhow::Result<Option<Arc<rustls::ClientConfig>>> {
+    let (Some(ca), Some(cert), Some(key)) = (&args.client_ca_file, &args.component_cert_file, &args.component_key_file)
+    else {
+        return Ok(None);
+    };
+    let files = skiff_client::ClientTls::from_files(ca, cert, key).context("reading the components' certificate")?;
+    Ok(Some(Arc::new(files.rustls_config()?)))
 }
 
 #[cfg(test)]

@@ -449,6 +449,7 @@ async fn pods_on_two_nodes_reach_each_other_by_pod_ip() {
         netns: Some(netns.into()),
         node_ip: Some(ip.into()),
         mirrors: vec![mirror.clone()],
+        extra_args: Vec::new(),
     };
     let agent_a =
         Agent::start_at(cluster.dir(), "node-x", &lan_servers, &images.pause, "skiff0", place("skt-a", &ip_a));
@@ -510,4 +511,112 @@ async fn pods_on_two_nodes_reach_each_other_by_pod_ip() {
     }
     drop((agent_a, agent_b));
     drop(lan);
+}
+
+/// With TLS on, the agent reaches the API with its own certificate, and its endpoint answers
+/// only the API servers (group system:masters): kubectl's logs and exec work through them, a
+/// user's certificate gets 403 from the agent, and no certificate gets no connection at all.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_agent_speaks_tls_and_answers_only_the_api_servers() {
+    const DAY: Duration = Duration::from_secs(86_400);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let pki = skiff_pki::Pki::init(dir.path().join("pki")).expect("pki");
+    let file = |name: &str| dir.path().join(name).display().to_string();
+    let ips: Vec<String> = ["127.0.0.11", "127.0.0.12", "127.0.0.13", "127.0.0.1"].map(String::from).to_vec();
+    pki.issue_server("skiff-server", &ips, DAY).expect("serving cert").write(dir.path(), "server").expect("write");
+    let masters = ["system:masters".to_string()];
+    pki.issue_client("system:skiff-components", &masters, DAY)
+        .expect("cert")
+        .write(dir.path(), "components")
+        .expect("write");
+    let nodes = ["system:nodes".to_string()];
+    pki.issue_client("system:node:node-t", &nodes, DAY).expect("cert").write(dir.path(), "node-client").expect("write");
+    pki.issue_server("node-t", &["127.0.0.1".to_string()], DAY)
+        .expect("cert")
+        .write(dir.path(), "node-serving")
+        .expect("write");
+    pki.issue_client("jane", &["dev".to_string()], DAY).expect("cert").write(dir.path(), "jane").expect("write");
+    let ca = dir.path().join("pki").join(skiff_pki::CA_CERT).display().to_string();
+    let options = ClusterOptions {
+        extra_args: vec![
+            "--tls-cert-file".into(),
+            file("server.crt"),
+            "--tls-private-key-file".into(),
+            file("server.key"),
+            "--client-ca-file".into(),
+            ca.clone(),
+            "--component-cert-file".into(),
+            file("components.crt"),
+            "--component-key-file".into(),
+            file("components.key"),
+        ],
+        api_tls: true,
+        ..ClusterOptions::default()
+    };
+    let cluster = ProcessCluster::start(&skiff_binary(), options).await.expect("cluster");
+    cluster.wait_leader(Duration::from_secs(20)).await.expect("leader");
+    let images = Images::start(cluster.dir());
+    let servers: Vec<String> = cluster.servers.iter().map(|s| s.api_addr.clone()).collect();
+    let placement = support::agent::Placement {
+        extra_args: [
+            "--ca-file",
+            &ca,
+            "--cert-file",
+            &file("node-client.crt"),
+            "--key-file",
+            &file("node-client.key"),
+            "--tls-cert-file",
+            &file("node-serving.crt"),
+            "--tls-private-key-file",
+            &file("node-serving.key"),
+            "--client-ca-file",
+            &ca,
+        ]
+        .map(String::from)
+        .to_vec(),
+        ..Default::default()
+    };
+    let agent = Agent::start_at(cluster.dir(), "node-t", &servers, &images.pause, "skiffe2e3", placement);
+    let admin = pki.issue_client("admin", &masters, DAY).expect("admin cert");
+    let config = skiff_pki::kubeconfig("skiff", &format!("https://{}", servers[0]), pki.ca_pem(), "admin", &admin);
+    let kubeconfig = dir.path().join("admin.kubeconfig");
+    std::fs::write(&kubeconfig, config).expect("kubeconfig");
+    let kubectl = Kubectl { kubeconfig, cache: dir.path().join("cache") };
+    let ready = kubectl.run(&["wait", "--for=condition=Ready", "node/node-t", "--timeout=90s"]);
+    assert!(ready.ok, "node never Ready over TLS: {}\nagent log:\n{}", ready.stderr, agent.log_tail());
+    apply(
+        &kubectl,
+        &format!(
+            "apiVersion: v1\nkind: Pod\nmetadata:\n  name: hello\nspec:\n  terminationGracePeriodSeconds: 1\n  containers:\n  - name: app\n    image: {}\n    command: [\"sh\", \"-c\", \"echo hello over tls; sleep 3600\"]\n",
+            images.busybox
+        ),
+    );
+    let wait = kubectl.run(&["wait", "--for=condition=Ready", "pod/hello", "--timeout=90s"]);
+    assert!(wait.ok, "pod never Ready: {}\nagent log:\n{}", wait.stderr, agent.log_tail());
+    let logs = kubectl.run(&["logs", "hello"]);
+    assert_eq!(logs.stdout, "hello over tls\n", "{}", logs.stderr);
+    let exec = kubectl.run(&["exec", "hello", "--", "sh", "-c", "echo exec over tls"]);
+    assert_eq!(exec.stdout, "exec over tls\n", "{}", exec.stderr);
+
+    // Straight to the agent: plain HTTP and no certificate get no answer; a user's certificate
+    // from the cluster CA gets 403; the components' certificate gets the logs.
+    let url = format!("https://{}/containerLogs/default/hello/app", agent.listen);
+    let curl = |args: &[&str]| -> (u16, String) {
+        let out = std::process::Command::new("curl")
+            .args(["-s", "-w", "\n%{http_code}", "--cacert", &ca])
+            .args(args)
+            .output()
+            .expect("curl");
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let (body, code) = text.rsplit_once('\n').unwrap_or(("", "0"));
+        (code.trim().parse().unwrap_or(0), body.to_string())
+    };
+    assert_eq!(curl(&[&url]).0, 0, "no client certificate, no connection");
+    let plain = format!("http://{}/containerLogs/default/hello/app", agent.listen);
+    assert_eq!(curl(&[&plain]).0, 0, "plain HTTP gets no answer");
+    let (code, body) = curl(&["--cert", &file("jane.crt"), "--key", &file("jane.key"), &url]);
+    assert_eq!(code, 403, "{body}");
+    let (code, body) = curl(&["--cert", &file("components.crt"), "--key", &file("components.key"), &url]);
+    assert_eq!((code, body.as_str()), (200, "hello over tls\n"));
+    drop(agent);
 }

@@ -35,6 +35,8 @@ impl Images {
 /// One agent; stopped, and everything it created removed (`skiff agent --reset`), on drop.
 pub struct Agent {
     pub name: String,
+    /// The agent's endpoint (logs, exec, port-forward), `ip:port`.
+    pub listen: String,
     pub data_dir: PathBuf,
     pub log: PathBuf,
     /// `nsenter --net=...` when the agent runs in a simulated machine.
@@ -51,6 +53,8 @@ pub struct Placement {
     pub node_ip: Option<String>,
     /// `--registry-mirror` values.
     pub mirrors: Vec<String>,
+    /// More `skiff agent` arguments (TLS files...).
+    pub extra_args: Vec<String>,
 }
 
 impl Agent {
@@ -94,6 +98,7 @@ impl Agent {
             args.push("--registry-mirror".into());
             args.push(mirror);
         }
+        args.extend(placement.extra_args);
         let prefix = match placement.netns {
             // nsenter joins only the network namespace; `ip netns exec` would also remount /sys,
             // hiding the cgroup mounts runc needs.
@@ -101,7 +106,8 @@ impl Agent {
             None => Vec::new(),
         };
         let log = dir.join(format!("agent-{name}.log"));
-        let mut agent = Self { name: name.into(), log, data_dir, prefix, args, child: None };
+        let listen = format!("{node_ip}:{port}");
+        let mut agent = Self { name: name.into(), listen, log, data_dir, prefix, args, child: None };
         agent.spawn();
         agent
     }

@@ -38,8 +38,10 @@ pub struct AgentConfig {
     pub node_ip: String,
     /// The podCIDR to use if the control plane assigns none.
     pub pod_cidr: Option<String>,
-    /// Where the agent serves logs (the Node's daemon endpoint).
+    /// Where the agent serves logs and streams (the Node's daemon endpoint).
     pub listen: std::net::SocketAddr,
+    /// TLS for that endpoint (callers need a `system:masters` certificate of the CA).
+    pub serving_tls: Option<crate::server::ServingTls>,
     pub labels: Vec<(String, String)>,
     pub mirrors: Vec<(String, Vec<String>)>,
     pub insecure_registries: Vec<String>,
@@ -127,7 +129,11 @@ pub async fn run(config: AgentConfig, shutdown: impl std::future::Future<Output 
             ("memory".to_string(), host.memory_bytes.to_string()),
         ]),
     });
-    let logs = crate::server::serve(config.listen, shared.logs_dir.clone(), cri.clone())
+    let serving = match &config.serving_tls {
+        Some(files) => Some(crate::server::tls_config(files).map_err(AgentError::Config)?),
+        None => None,
+    };
+    let logs = crate::server::serve(config.listen, shared.logs_dir.clone(), cri.clone(), serving)
         .await
         .map_err(io(format!("listening on {}", config.listen)))?;
 

@@ -2,9 +2,20 @@
 //! port: container logs, and exec, attach and port-forward, whose protocol upgrade is tunnelled
 //! on to the runtime's streaming server (containerd answers SPDY/3.1 with kubectl's stream
 //! protocols), so the agent never parses the stream itself.
+//!
+//! With TLS configured the endpoint requires a client certificate from the cluster CA whose
+//! groups include `system:masters` (the API servers' component identity): a user's certificate
+//! from the same CA is refused, so nobody reaches a container's shell around the API server's
+//! authorization.
 
 use std::net::SocketAddr;
+use std::path::Path;
 use std::path::PathBuf;
+use std::sync::Arc;
+
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::CertificateDer;
+use rustls_pki_types::PrivateKeyDer;
 
 use skiff_client::tunnel;
 
@@ -16,23 +27,96 @@ use crate::cri::LABEL_POD_NAMESPACE;
 use crate::logs::text;
 use crate::logs::Body;
 
-/// Starts serving on `listen`.
-pub async fn serve(listen: SocketAddr, logs_dir: PathBuf, cri: Cri) -> std::io::Result<tokio::task::JoinHandle<()>> {
+/// The group a caller's certificate must carry.
+pub const CALLER_GROUP: &str = "system:masters";
+
+/// The endpoint's certificate and the CA its callers' certificates must chain to.
+#[derive(Debug, Clone)]
+pub struct ServingTls {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    pub client_ca: PathBuf,
+}
+
+/// The rustls configuration for [`ServingTls`]: client certificates required.
+pub fn tls_config(files: &ServingTls) -> Result<Arc<rustls::ServerConfig>, String> {
+    let read = |p: &Path| std::fs::read(p).map_err(|e| format!("reading {}: {e}", p.display()));
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_slice_iter(&read(&files.client_ca)?) {
+        roots.add(cert.map_err(|e| format!("client CA: {e}"))?).map_err(|e| format!("client CA: {e}"))?;
+    }
+    let provider = skiff_client::crypto_provider();
+    let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())
+        .build()
+        .map_err(|e| format!("client verifier: {e}"))?;
+    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&read(&files.cert)?)
+        .collect::<Result<_, _>>()
+        .map_err(|e| format!("{}: {e}", files.cert.display()))?;
+    let key = PrivateKeyDer::from_pem_slice(&read(&files.key)?).map_err(|e| format!("{}: {e}", files.key.display()))?;
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| format!("TLS versions: {e}"))?
+        .with_client_cert_verifier(verifier)
+        .with_single_cert(chain, key)
+        .map_err(|e| format!("serving certificate: {e}"))?;
+    Ok(Arc::new(config))
+}
+
+/// Whether a verified client certificate carries [`CALLER_GROUP`].
+fn allowed_caller(cert: &CertificateDer<'_>) -> bool {
+    x509_parser::parse_x509_certificate(cert.as_ref()).is_ok_and(|(_, parsed)| {
+        parsed.subject().iter_organization().any(|o| o.as_str().is_ok_and(|o| o == CALLER_GROUP))
+    })
+}
+
+/// Starts serving on `listen`, over TLS when `tls` is given.
+pub async fn serve(
+    listen: SocketAddr,
+    logs_dir: PathBuf,
+    cri: Cri,
+    tls: Option<Arc<rustls::ServerConfig>>,
+) -> std::io::Result<tokio::task::JoinHandle<()>> {
     let listener = tokio::net::TcpListener::bind(listen).await?;
+    let acceptor = tls.map(tokio_rustls::TlsAcceptor::from);
     Ok(tokio::spawn(async move {
         loop {
-            let Ok((stream, _)) = listener.accept().await else { continue };
-            let (dir, cri) = (logs_dir.clone(), cri.clone());
+            let Ok((stream, peer)) = listener.accept().await else { continue };
+            let (dir, cri, acceptor) = (logs_dir.clone(), cri.clone(), acceptor.clone());
             tokio::spawn(async move {
-                let service = hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
-                    let (dir, cri) = (dir.clone(), cri.clone());
-                    async move { Ok::<_, std::convert::Infallible>(route(&dir, cri, req).await) }
-                });
-                let io = hyper_util::rt::TokioIo::new(stream);
-                let _ = hyper::server::conn::http1::Builder::new().serve_connection(io, service).with_upgrades().await;
+                match acceptor {
+                    None => connection(stream, dir, cri, true).await,
+                    Some(acceptor) => match acceptor.accept(stream).await {
+                        Ok(tls) => {
+                            let allowed =
+                                tls.get_ref().1.peer_certificates().and_then(|c| c.first()).is_some_and(allowed_caller);
+                            if !allowed {
+                                tracing::warn!(%peer, "refused a caller without the {CALLER_GROUP} group");
+                            }
+                            connection(tls, dir, cri, allowed).await
+                        }
+                        Err(e) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
+                    },
+                }
             });
         }
     }))
+}
+
+async fn connection<S>(stream: S, dir: PathBuf, cri: Cri, allowed: bool)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let service = hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+        let (dir, cri) = (dir.clone(), cri.clone());
+        async move {
+            if !allowed {
+                return Ok::<_, std::convert::Infallible>(text(403, format!("only {CALLER_GROUP} may call the agent")));
+            }
+            Ok(route(&dir, cri, req).await)
+        }
+    });
+    let io = hyper_util::rt::TokioIo::new(stream);
+    let _ = hyper::server::conn::http1::Builder::new().serve_connection(io, service).with_upgrades().await;
 }
 
 async fn route(dir: &std::path::Path, cri: Cri, req: hyper::Request<hyper::body::Incoming>) -> hyper::Response<Body> {
@@ -136,7 +220,7 @@ async fn stream(
             }
         }
     }
-    let upstream = match tunnel::open(&addr, req.method().as_str(), &path, &forwarded).await {
+    let upstream = match tunnel::open(&addr, None, req.method().as_str(), &path, &forwarded).await {
         Ok(u) => u,
         Err(e) => return text(502, format!("the runtime's streaming server at {addr}: {e}")),
     };

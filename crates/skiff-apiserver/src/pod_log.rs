@@ -43,16 +43,27 @@ pub async fn serve(
         .extend_pairs(form_urlencoded::parse(raw_query.as_bytes()).filter(|(k, _)| k != "container"))
         .finish();
     let namespace = p.namespace.as_deref().unwrap_or("default");
-    let uri = format!("http://{address}/containerLogs/{namespace}/{name}/{container}?{forwarded}");
-    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
-        .build_http::<http_body_util::Empty<bytes::Bytes>>();
-    let request = hyper::Request::get(&uri)
+    let path = format!("/containerLogs/{namespace}/{name}/{container}?{forwarded}");
+    let unreachable =
+        |e: &dyn std::fmt::Display| ApiError::Unavailable(format!("cannot reach the agent of node {node_name:?}: {e}"));
+    let stream =
+        skiff_client::tunnel::connect(&address, state.config.agent_tls.as_ref()).await.map_err(|e| unreachable(&e))?;
+    let (mut sender, connection) = hyper::client::conn::http1::handshake::<_, http_body_util::Empty<bytes::Bytes>>(
+        hyper_util::rt::TokioIo::new(stream),
+    )
+    .await
+    .map_err(|e| unreachable(&e))?;
+    tokio::spawn(async move {
+        let _ = connection.await;
+    });
+    let request = hyper::Request::get(&path)
+        .header("host", address.as_str())
         .body(http_body_util::Empty::new())
         .map_err(|e| ApiError::Internal(format!("log request: {e}")))?;
-    let response = tokio::time::timeout(CONNECT_TIMEOUT, client.request(request))
+    let response = tokio::time::timeout(CONNECT_TIMEOUT, sender.send_request(request))
         .await
         .map_err(|_| ApiError::Timeout(format!("the agent of node {node_name:?} did not answer")))?
-        .map_err(|e| ApiError::Unavailable(format!("cannot reach the agent of node {node_name:?}: {e}")))?;
+        .map_err(|e| unreachable(&e))?;
     let code = response.status();
     if !code.is_success() {
         let body = response.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();

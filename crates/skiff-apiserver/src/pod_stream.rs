@@ -102,7 +102,7 @@ async fn stream(
         None => target,
     };
     let forwarded = forwarded_headers(parts);
-    let upstream = tunnel::open(&address, parts.method.as_str(), &path, &forwarded)
+    let upstream = tunnel::open(&address, state.config.agent_tls.as_ref(), parts.method.as_str(), &path, &forwarded)
         .await
         .map_err(|e| ApiError::Unavailable(format!("cannot reach the agent of node {node_name:?}: {e}")))?;
     if upstream.status != 101 {

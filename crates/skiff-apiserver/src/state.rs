@@ -10,9 +10,21 @@ use skiff_store::Store;
 use crate::service_ips::ServiceNetwork;
 
 /// Settings of the API server.
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub struct ApiConfig {
     pub service_network: ServiceNetwork,
+    /// How to reach node agents (logs, exec, attach, port-forward): TLS with this server's
+    /// component certificate, or plain HTTP when `None`.
+    pub agent_tls: Option<Arc<rustls::ClientConfig>>,
+}
+
+impl std::fmt::Debug for ApiConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ApiConfig")
+            .field("service_network", &self.service_network)
+            .field("agent_tls", &self.agent_tls.is_some())
+            .finish()
+    }
 }
 
 /// One served OpenAPI document, pre-rendered.

@@ -95,6 +95,25 @@ pub struct ClientTls {
 }
 
 impl ClientTls {
+    /// The rustls configuration: trust the CA, present the certificate.
+    pub fn rustls_config(&self) -> Result<rustls::ClientConfig, ClientError> {
+        let bad = |what: &str, e: &dyn std::fmt::Display| ClientError::Transport(format!("TLS {what}: {e}"));
+        let mut roots = rustls::RootCertStore::empty();
+        for cert in CertificateDer::pem_slice_iter(&self.ca_pem) {
+            roots.add(cert.map_err(|e| bad("CA", &e))?).map_err(|e| bad("CA", &e))?;
+        }
+        let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&self.cert_pem)
+            .collect::<Result<_, _>>()
+            .map_err(|e| bad("client certificate", &e))?;
+        let key = PrivateKeyDer::from_pem_slice(&self.key_pem).map_err(|e| bad("client key", &e))?;
+        rustls::ClientConfig::builder_with_provider(crypto_provider())
+            .with_safe_default_protocol_versions()
+            .map_err(|e| bad("versions", &e))?
+            .with_root_certificates(roots)
+            .with_client_auth_cert(chain, key)
+            .map_err(|e| bad("client certificate", &e))
+    }
+
     /// Reads the three PEM files.
     pub fn from_files(ca: &std::path::Path, cert: &std::path::Path, key: &std::path::Path) -> std::io::Result<Self> {
         Ok(Self { ca_pem: std::fs::read(ca)?, cert_pem: std::fs::read(cert)?, key_pem: std::fs::read(key)? })
@@ -147,21 +166,7 @@ impl Client {
                 .with_no_client_auth();
             return Ok(Self::build(addrs.iter().map(|a| format!("http://{a}")).collect(), config));
         };
-        let bad = |what: &str, e: &dyn std::fmt::Display| ClientError::Transport(format!("TLS {what}: {e}"));
-        let mut roots = rustls::RootCertStore::empty();
-        for cert in CertificateDer::pem_slice_iter(&tls.ca_pem) {
-            roots.add(cert.map_err(|e| bad("CA", &e))?).map_err(|e| bad("CA", &e))?;
-        }
-        let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&tls.cert_pem)
-            .collect::<Result<_, _>>()
-            .map_err(|e| bad("client certificate", &e))?;
-        let key = PrivateKeyDer::from_pem_slice(&tls.key_pem).map_err(|e| bad("client key", &e))?;
-        let config = rustls::ClientConfig::builder_with_provider(crypto_provider())
-            .with_safe_default_protocol_versions()
-            .map_err(|e| bad("versions", &e))?
-            .with_root_certificates(roots)
-            .with_client_auth_cert(chain, key)
-            .map_err(|e| bad("client certificate", &e))?;
+        let config = tls.rustls_config()?;
         Ok(Self::build(addrs.iter().map(|a| format!("https://{a}")).collect(), config))
     }
 

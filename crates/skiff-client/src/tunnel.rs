@@ -7,9 +7,35 @@
 use std::io;
 use std::time::Duration;
 
+use std::sync::Arc;
+
+use tokio::io::AsyncRead;
 use tokio::io::AsyncReadExt;
+use tokio::io::AsyncWrite;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
+
+/// A connection to the next hop, plain or TLS.
+pub trait Stream: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Stream for T {}
+
+/// Connects to `addr` (`ip:port`), over TLS when `tls` is given: the server's certificate must
+/// name the IP address, and the client presents the configuration's certificate.
+pub async fn connect(addr: &str, tls: Option<&Arc<rustls::ClientConfig>>) -> io::Result<Box<dyn Stream>> {
+    let stream = tokio::time::timeout(Duration::from_secs(10), TcpStream::connect(addr))
+        .await
+        .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, format!("connecting to {addr}")))??;
+    stream.set_nodelay(true)?;
+    let Some(tls) = tls else { return Ok(Box::new(stream)) };
+    let host = addr.rsplit_once(':').map(|(h, _)| h.trim_start_matches('[').trim_end_matches(']')).unwrap_or(addr);
+    let name = rustls_pki_types::ServerName::try_from(host.to_string())
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, format!("{host}: {e}")))?;
+    let connector = tokio_rustls::TlsConnector::from(tls.clone());
+    let stream = tokio::time::timeout(Duration::from_secs(10), connector.connect(name, stream))
+        .await
+        .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, format!("TLS handshake with {addr}")))??;
+    Ok(Box::new(stream))
+}
 
 /// The headers of an upgrade request that the next hop needs.
 pub const FORWARDED_HEADERS: &[&str] = &[
@@ -33,15 +59,19 @@ pub struct Upstream {
     pub body: Vec<u8>,
     /// Bytes after the head that already belong to the upgraded stream.
     leftover: Vec<u8>,
-    stream: TcpStream,
+    stream: Box<dyn Stream>,
 }
 
-/// Sends `method path` with `headers` to `addr` (`host:port`) and reads the answer's head.
-pub async fn open(addr: &str, method: &str, path: &str, headers: &[(String, String)]) -> io::Result<Upstream> {
-    let mut stream = tokio::time::timeout(Duration::from_secs(10), TcpStream::connect(addr))
-        .await
-        .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, format!("connecting to {addr}")))??;
-    stream.set_nodelay(true)?;
+/// Sends `method path` with `headers` to `addr` (`host:port`, over TLS when `tls` is given) and
+/// reads the answer's head.
+pub async fn open(
+    addr: &str,
+    tls: Option<&Arc<rustls::ClientConfig>>,
+    method: &str,
+    path: &str,
+    headers: &[(String, String)],
+) -> io::Result<Upstream> {
+    let mut stream = connect(addr, tls).await?;
     let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: 0\r\n");
     for (k, v) in headers {
         if v.contains(['\r', '\n']) || k.contains(['\r', '\n', ':']) {
@@ -117,7 +147,7 @@ mod tests {
             Ok::<_, io::Error>(request)
         });
         let headers = vec![("Upgrade".to_string(), "SPDY/3.1".to_string())];
-        let up = open(&addr, "POST", "/exec/abc", &headers).await?;
+        let up = open(&addr, None, "POST", "/exec/abc", &headers).await?;
         assert_eq!(up.status, 101);
         assert!(up.headers.iter().any(|(k, v)| k == "x-stream-protocol-version" && v == "v4.channel.k8s.io"));
         let (mut near, far) = tokio::io::duplex(1024);
@@ -147,7 +177,7 @@ mod tests {
             s.write_all(b"HTTP/1.1 404 Not Found\r\nContent-Length: 7\r\n\r\nno such").await?;
             Ok::<_, io::Error>(())
         });
-        let up = open(&addr, "GET", "/exec/x", &[]).await?;
+        let up = open(&addr, None, "GET", "/exec/x", &[]).await?;
         assert_eq!((up.status, up.body.as_slice()), (404, b"no such".as_slice()));
         Ok(())
     }
