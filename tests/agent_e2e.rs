@@ -214,6 +214,29 @@ async fn the_seeds_pod_runs_in_containerd_with_an_ip_and_kubectl_sees_it() {
         assert!(answer.contains(WEB_BODY), "{answer}");
     }
 
+    // Services: the agent's proxy rules take a ClusterIP (from the host and from a pod) and a
+    // NodePort (on one of the node's addresses) to the pod.
+    let exposed = s.kubectl.run(&["expose", "pod", "web", "--port=80", "--type=NodePort", "--name=web"]);
+    assert!(exposed.ok, "{}", exposed.stderr);
+    let service: Value = s.api.get("/api/v1/namespaces/default/services/web").await.expect("service");
+    let cluster_ip = service["spec"]["clusterIP"].as_str().expect("clusterIP").to_string();
+    let node_port = service["spec"]["ports"][0]["nodePort"].as_u64().expect("nodePort") as u16;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !http_get(&cluster_ip, 80).is_ok_and(|a| a.contains(WEB_BODY)) {
+        assert!(
+            Instant::now() < deadline,
+            "ClusterIP {cluster_ip} never answered from the host\n{}",
+            s.agent.log_tail()
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    let through_service = format!("printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 3 {cluster_ip} 80");
+    let from_pod = s.kubectl.run(&["exec", "talker", "--", "sh", "-c", &through_service]);
+    assert!(from_pod.stdout.contains(WEB_BODY), "ClusterIP from a pod: {} {}", from_pod.stdout, from_pod.stderr);
+    let gateway = format!("{}.1", ip.rsplit_once('.').map(|(p, _)| p).unwrap_or(""));
+    let answer = http_get(&gateway, node_port).expect("an answer on the NodePort");
+    assert!(answer.contains(WEB_BODY), "NodePort {gateway}:{node_port}: {answer}");
+
     // Deletion: the agent stops the containers and the sandbox, then completes the deletion.
     let deleted = Instant::now();
     let out = s.kubectl.run(&["delete", "pod", "web", "--wait=true", "--timeout=60s"]);
@@ -222,6 +245,9 @@ async fn the_seeds_pod_runs_in_containerd_with_an_ip_and_kubectl_sees_it() {
     assert!(s.api.get::<Value>("/api/v1/namespaces/default/pods/web").await.is_err_and(|e| e.is_not_found()));
     assert!(http_get(&ip, 80).is_err(), "the pod's address is gone with its sandbox");
     drop(s);
+    // The agent's reset took its service rules with it.
+    let nat = std::process::Command::new("iptables").args(["-t", "nat", "-S"]).output().expect("iptables");
+    assert!(!String::from_utf8_lossy(&nat.stdout).contains("SKIFF-"), "service rules left behind");
 }
 
 /// Restarts, back-off, probes, bad images and replicas on one node, and an agent restart that

@@ -287,7 +287,22 @@ async fn supervise(
     let nodes: Reflector<Value> = Reflector::start(shared.api.clone(), "/api/v1/nodes");
     let mut routed_at = 0u64;
     let mut last_routes = tokio::time::Instant::now();
+    let services: Reflector<Value> = Reflector::start(shared.api.clone(), "/api/v1/services");
+    let endpoints: Reflector<Value> = Reflector::start(shared.api.clone(), "/api/v1/endpoints");
+    let mut proxied: Option<String> = None;
+    let mut last_proxy = tokio::time::Instant::now();
     loop {
+        if services.synced() && endpoints.synced() {
+            let text = crate::proxy::rules(&services.snapshot(), &endpoints.snapshot());
+            // Rewritten when the Services change, and every minute in case something flushed them.
+            if proxied.as_deref() != Some(text.as_str()) || last_proxy.elapsed() >= Duration::from_secs(60) {
+                last_proxy = tokio::time::Instant::now();
+                match crate::proxy::sync(&text).await {
+                    Ok(()) => proxied = Some(text),
+                    Err(e) => tracing::warn!(error = %e, "service rules not applied; retrying"),
+                }
+            }
+        }
         if nodes.synced() && (nodes.revision() != routed_at || last_routes.elapsed() >= Duration::from_secs(30)) {
             routed_at = nodes.revision();
             last_routes = tokio::time::Instant::now();
@@ -351,6 +366,8 @@ async fn supervise(
         tokio::select! {
             _ = pods.changed() => {}
             _ = nodes.changed() => {}
+            _ = services.changed() => {}
+            _ = endpoints.changed() => {}
             _ = tokio::time::sleep(Duration::from_secs(2)) => {}
         }
     }
@@ -407,6 +424,7 @@ pub async fn reset(config: &AgentConfig) -> Result<(), AgentError> {
     let _ = tokio::process::Command::new("ip").args(["link", "delete", &config.bridge]).status().await;
     let _ =
         tokio::process::Command::new("ip").args(["route", "flush", "proto", crate::routes::ROUTE_PROTO]).status().await;
+    crate::proxy::remove().await;
     match std::fs::remove_dir_all(&config.data_dir) {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),

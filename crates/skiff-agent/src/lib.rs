@@ -17,6 +17,7 @@ pub mod cri;
 pub mod logs;
 pub mod node;
 pub mod pod;
+pub mod proxy;
 pub mod routes;
 pub mod server;
 
