@@ -5,23 +5,17 @@
 //! group). A client that speaks plain HTTP to the port gets one line telling it so, as Go's
 //! servers answer, and the connection is closed.
 
-use std::path::Path;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
-use std::time::SystemTime;
 
 use anyhow::Context;
 use hyper_util::rt::TokioExecutor;
 use hyper_util::rt::TokioIo;
-use rustls::server::ClientHello;
-use rustls::server::ResolvesServerCert;
 use rustls::server::WebPkiClientVerifier;
-use rustls::sign::CertifiedKey;
-use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::CertificateDer;
-use rustls_pki_types::PrivateKeyDer;
 use skiff_apiserver::authn::UserInfo;
+use skiff_pki::reload::ReloadingCert;
 use tokio::io::AsyncWriteExt;
 use tower::ServiceExt;
 
@@ -40,15 +34,15 @@ const RELOAD_CHECK: Duration = Duration::from_secs(2);
 /// The rustls configuration for the API port. The certificate it serves follows the files.
 pub fn server_config(files: &TlsFiles) -> anyhow::Result<Arc<rustls::ServerConfig>> {
     let provider = skiff_client::crypto_provider();
-    let resolver = Arc::new(Reloading::load(&files.cert, &files.key)?);
-    tokio::spawn(resolver.clone().watch());
+    let resolver = Arc::new(ReloadingCert::load(&files.cert, &files.key)?);
+    watch(resolver.clone());
     let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
         .context("TLS protocol versions")?;
     let builder = match &files.client_ca {
         Some(ca) => {
             let mut roots = rustls::RootCertStore::empty();
-            for cert in read_certs(ca)? {
+            for cert in skiff_pki::reload::read_certs(ca)? {
                 roots.add(cert).with_context(|| format!("{}: not a usable CA certificate", ca.display()))?;
             }
             // Anonymous clients still get through TLS; the authenticator decides what they may
@@ -66,71 +60,18 @@ pub fn server_config(files: &TlsFiles) -> anyhow::Result<Arc<rustls::ServerConfi
     Ok(Arc::new(config))
 }
 
-fn read_certs(path: &Path) -> anyhow::Result<Vec<CertificateDer<'static>>> {
-    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(path)
-        .with_context(|| format!("cannot read {}", path.display()))?
-        .collect::<Result<_, _>>()
-        .with_context(|| format!("{}: not PEM certificates", path.display()))?;
-    anyhow::ensure!(!certs.is_empty(), "{}: no certificate in it", path.display());
-    Ok(certs)
-}
-
-fn certified_key(cert: &Path, key: &Path) -> anyhow::Result<CertifiedKey> {
-    let chain = read_certs(cert)?;
-    let key = PrivateKeyDer::from_pem_file(key).with_context(|| format!("{}: no PEM private key", key.display()))?;
-    let signer = rustls::crypto::ring::sign::any_supported_type(&key).context("unsupported private key type")?;
-    let certified = CertifiedKey::new(chain, signer);
-    // Files are replaced one at a time; between the two, the key and certificate disagree.
-    certified.keys_match().context("the private key does not match the certificate")?;
-    Ok(certified)
-}
-
-/// The serving certificate, swapped for the new one when its files change. A change that does
-/// not load (a half-written file, a key that does not match) keeps the old one and is retried.
-#[derive(Debug)]
-struct Reloading {
-    cert: PathBuf,
-    key: PathBuf,
-    current: parking_lot::RwLock<(Arc<CertifiedKey>, Option<SystemTime>)>,
-}
-
-impl Reloading {
-    fn load(cert: &Path, key: &Path) -> anyhow::Result<Self> {
-        let loaded = certified_key(cert, key)?;
-        Ok(Self {
-            cert: cert.to_path_buf(),
-            key: key.to_path_buf(),
-            current: parking_lot::RwLock::new((Arc::new(loaded), Self::stamp(cert, key))),
-        })
-    }
-
-    fn stamp(cert: &Path, key: &Path) -> Option<SystemTime> {
-        let modified = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
-        Some(modified(cert)?.max(modified(key)?))
-    }
-
-    async fn watch(self: Arc<Self>) {
+/// Checks the certificate's files every [`RELOAD_CHECK`] and swaps in a renewed one.
+pub fn watch(cert: Arc<ReloadingCert>) {
+    tokio::spawn(async move {
         loop {
             tokio::time::sleep(RELOAD_CHECK).await;
-            let stamp = Self::stamp(&self.cert, &self.key);
-            if stamp.is_none() || stamp == self.current.read().1 {
-                continue;
-            }
-            match certified_key(&self.cert, &self.key) {
-                Ok(fresh) => {
-                    *self.current.write() = (Arc::new(fresh), stamp);
-                    tracing::info!(cert = %self.cert.display(), "serving certificate reloaded");
-                }
-                Err(e) => tracing::warn!(cert = %self.cert.display(), "serving certificate not reloaded: {e:#}"),
+            match cert.reload_if_changed() {
+                Ok(true) => tracing::info!(cert = %cert.cert_path().display(), "serving certificate reloaded"),
+                Ok(false) => {}
+                Err(e) => tracing::warn!(cert = %cert.cert_path().display(), "serving certificate not reloaded: {e}"),
             }
         }
-    }
-}
-
-impl ResolvesServerCert for Reloading {
-    fn resolve(&self, _hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
-        Some(self.current.read().0.clone())
-    }
+    });
 }
 
 /// The user a verified client certificate names: CN the user, each O a group.

@@ -124,6 +124,7 @@ pub async fn run(config: AgentConfig, shutdown: impl std::future::Future<Output 
             cluster_domain: config.cluster_domain.clone(),
             ..pod::spec::DnsSettings::from_resolv_conf(&std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default())
         },
+        relister: Arc::new(pod::relist::Relister::default()),
         node_allocatable: BTreeMap::from([
             ("cpu".to_string(), host.cpus.to_string()),
             ("memory".to_string(), host.memory_bytes.to_string()),
@@ -137,11 +138,13 @@ pub async fn run(config: AgentConfig, shutdown: impl std::future::Future<Output 
         .await
         .map_err(io(format!("listening on {}", config.listen)))?;
 
+    let relister = tokio::spawn(shared.relister.clone().run(cri.clone()));
     let result = tokio::select! {
         r = supervise(shared, cri, readiness) => r,
         _ = shutdown => Ok(()),
     };
     logs.abort();
+    relister.abort();
     heartbeat.abort();
     if let Some(managed) = managed {
         managed.shutdown().await;

@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::CertificateDer;
-use rustls_pki_types::PrivateKeyDer;
+use skiff_pki::reload::ReloadingCert;
 
 use skiff_client::tunnel;
 
@@ -38,7 +38,8 @@ pub struct ServingTls {
     pub client_ca: PathBuf,
 }
 
-/// The rustls configuration for [`ServingTls`]: client certificates required.
+/// The rustls configuration for [`ServingTls`]: client certificates required, the serving
+/// certificate reloaded when its files change (checked every 2 s; call within a tokio runtime).
 pub fn tls_config(files: &ServingTls) -> Result<Arc<rustls::ServerConfig>, String> {
     let read = |p: &Path| std::fs::read(p).map_err(|e| format!("reading {}: {e}", p.display()));
     let mut roots = rustls::RootCertStore::empty();
@@ -49,16 +50,23 @@ pub fn tls_config(files: &ServingTls) -> Result<Arc<rustls::ServerConfig>, Strin
     let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())
         .build()
         .map_err(|e| format!("client verifier: {e}"))?;
-    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&read(&files.cert)?)
-        .collect::<Result<_, _>>()
-        .map_err(|e| format!("{}: {e}", files.cert.display()))?;
-    let key = PrivateKeyDer::from_pem_slice(&read(&files.key)?).map_err(|e| format!("{}: {e}", files.key.display()))?;
+    let resolver = Arc::new(ReloadingCert::load(&files.cert, &files.key).map_err(|e| e.to_string())?);
+    let watched = resolver.clone();
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+            match watched.reload_if_changed() {
+                Ok(true) => tracing::info!(cert = %watched.cert_path().display(), "serving certificate reloaded"),
+                Ok(false) => {}
+                Err(e) => tracing::warn!(error = %e, "serving certificate not reloaded"),
+            }
+        }
+    });
     let config = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .map_err(|e| format!("TLS versions: {e}"))?
         .with_client_cert_verifier(verifier)
-        .with_single_cert(chain, key)
-        .map_err(|e| format!("serving certificate: {e}"))?;
+        .with_cert_resolver(resolver);
     Ok(Arc::new(config))
 }
 

@@ -27,17 +27,7 @@ pub async fn serve(
     let (_, pod) = load(state, p, name, Consistency::Linearizable).await?;
     let container = container_of(&pod, name, q.get("container"))?;
     waiting_check(&pod, name, &container, q.flag("previous"))?;
-    let node_name = pod.pointer("/spec/nodeName").and_then(Value::as_str).unwrap_or("");
-    let nodes = ResourcePath {
-        resource: skiff_api_types::registry::find("", "v1", "nodes")
-            .ok_or_else(|| ApiError::Internal("nodes are not registered".into()))?,
-        namespace: None,
-        name: Some(node_name.to_string()),
-        subresource: None,
-    };
-    let (_, node) = load(state, &nodes, node_name, Consistency::Local).await?;
-    let address = agent_address(&node)
-        .ok_or_else(|| ApiError::BadRequest(format!("node {node_name:?} has no InternalIP and agent port to reach")))?;
+    let (node_name, address) = agent_of(state, &pod).await?;
     // Everything but `container` passes through; the agent reads kubectl's options itself.
     let forwarded: String = form_urlencoded::Serializer::new(String::new())
         .extend_pairs(form_urlencoded::parse(raw_query.as_bytes()).filter(|(k, _)| k != "container"))
@@ -135,8 +125,24 @@ fn waiting_check(pod: &Value, name: &str, container: &str, previous: bool) -> Re
     Ok(())
 }
 
+/// The pod's node and its agent's `IP:PORT`.
+pub(crate) async fn agent_of(state: &ApiState, pod: &Value) -> Result<(String, String), ApiError> {
+    let node_name = pod.pointer("/spec/nodeName").and_then(Value::as_str).unwrap_or("").to_string();
+    let nodes = ResourcePath {
+        resource: skiff_api_types::registry::find("", "v1", "nodes")
+            .ok_or_else(|| ApiError::Internal("nodes are not registered".into()))?,
+        namespace: None,
+        name: Some(node_name.clone()),
+        subresource: None,
+    };
+    let (_, node) = load(state, &nodes, &node_name, Consistency::Local).await?;
+    let address = agent_address(&node)
+        .ok_or_else(|| ApiError::BadRequest(format!("node {node_name:?} has no InternalIP and agent port to reach")))?;
+    Ok((node_name, address))
+}
+
 /// `IP:PORT` of the node's agent.
-pub(crate) fn agent_address(node: &Value) -> Option<String> {
+fn agent_address(node: &Value) -> Option<String> {
     let ip = node["status"]["addresses"].as_array()?.iter().find(|a| a["type"] == "InternalIP")?["address"]
         .as_str()?
         .to_string();

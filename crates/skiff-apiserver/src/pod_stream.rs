@@ -10,7 +10,6 @@ use axum::http::HeaderValue;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::response::Response;
-use serde_json::Value;
 use skiff_client::tunnel;
 use skiff_store::Consistency;
 
@@ -86,17 +85,7 @@ async fn stream(
             "unable to upgrade connection: pod {name} is not running (phase {phase})"
         )));
     }
-    let node_name = pod.pointer("/spec/nodeName").and_then(Value::as_str).unwrap_or("").to_string();
-    let nodes = ResourcePath {
-        resource: skiff_api_types::registry::find("", "v1", "nodes")
-            .ok_or_else(|| ApiError::Internal("nodes are not registered".into()))?,
-        namespace: None,
-        name: Some(node_name.clone()),
-        subresource: None,
-    };
-    let (_, node) = load(state, &nodes, &node_name, Consistency::Local).await?;
-    let address = crate::pod_log::agent_address(&node)
-        .ok_or_else(|| ApiError::BadRequest(format!("node {node_name:?} has no InternalIP and agent port to reach")))?;
+    let (node_name, address) = crate::pod_log::agent_of(state, &pod).await?;
     let path = match parts.uri.query() {
         Some(query) => format!("{target}?{query}"),
         None => target,

@@ -12,6 +12,7 @@
 mod der;
 mod files;
 mod kubeconfig;
+pub mod reload;
 
 use std::fmt;
 use std::net::IpAddr;

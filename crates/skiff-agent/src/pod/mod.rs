@@ -7,6 +7,7 @@
 pub mod env;
 pub mod plan;
 pub mod probe;
+pub mod relist;
 pub mod spec;
 pub mod status;
 pub mod volumes;

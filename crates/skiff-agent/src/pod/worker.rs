@@ -37,10 +37,15 @@ pub struct Shared {
     pub logs_dir: PathBuf,
     pub dns: spec::DnsSettings,
     pub node_allocatable: std::collections::BTreeMap<String, String>,
+    /// Wakes a pod's worker when the runtime shows a change in its containers.
+    pub relister: Arc<super::relist::Relister>,
 }
 
-/// How often a pod is looked at when nothing changes (probes run on this beat).
+/// How often a pod with probes or a pending retry is looked at (probes run on this beat).
 const RESYNC: Duration = Duration::from_secs(1);
+/// How often a settled pod is looked at anyway; changes wake it sooner (its Pod object, or the
+/// relister seeing its containers change).
+const IDLE_RESYNC: Duration = Duration::from_secs(10);
 /// Plan-act rounds in one sync before reporting (each round is one step of progress).
 const ROUNDS: usize = 6;
 /// Upstream caps termination messages at 4 KiB.
@@ -52,28 +57,50 @@ const TERMINATION_MESSAGE_MAX: u64 = 4096;
 pub async fn run(shared: Arc<Shared>, uid: String, mut pod: watch::Receiver<Option<Arc<Value>>>) {
     let mut memory = Memory { first_seen: Some(now_rfc3339()), ..Default::default() };
     let mut last_status: Option<Value> = None;
+    let runtime_changed = shared.relister.register(&uid);
     loop {
         let current = pod.borrow_and_update().clone();
         let Some(current) = current else {
             teardown(&shared, &uid).await;
+            shared.relister.unregister(&uid);
             return;
         };
         let mut sync = Sync { shared: &shared, pod: &current, memory: &mut memory };
-        match sync.run(&mut last_status).await {
-            Ok(true) => return,
-            Ok(false) => {}
-            Err(e) => tracing::warn!(pod = %super::key(&current), error = %e, "pod sync failed"),
-        }
+        let resync = match sync.run(&mut last_status).await {
+            Ok(true) => {
+                shared.relister.unregister(&uid);
+                return;
+            }
+            Ok(false) if settled(&current, &memory, now_ms()) => IDLE_RESYNC,
+            Ok(false) => RESYNC,
+            Err(e) => {
+                tracing::warn!(pod = %super::key(&current), error = %e, "pod sync failed");
+                RESYNC
+            }
+        };
         tokio::select! {
             changed = pod.changed() => {
                 if changed.is_err() {
                     // The agent dropped the pod: it is no longer bound here.
+                    shared.relister.unregister(&uid);
                     return;
                 }
             }
-            _ = tokio::time::sleep(RESYNC) => {}
+            _ = runtime_changed.notified() => {}
+            _ = tokio::time::sleep(resync) => {}
         }
     }
+}
+
+/// Whether nothing but a change can move the pod: no probes to run, no retry or back-off to
+/// wait out, not being deleted.
+fn settled(pod: &Value, memory: &Memory, now_ms: u64) -> bool {
+    let probed = ["initContainers", "containers"]
+        .iter()
+        .flat_map(|f| super::containers(pod, f))
+        .any(|c| ["livenessProbe", "readinessProbe", "startupProbe"].iter().any(|p| c.get(*p).is_some()));
+    let waiting = !memory.failures.is_empty() || memory.backoff.values().any(|b| b.until_ms > now_ms);
+    !probed && !waiting && pod["metadata"]["deletionTimestamp"].is_null()
 }
 
 /// Stops and removes everything of a pod (it is gone from the API).
