@@ -26,8 +26,15 @@ struct Setup {
     _cluster: ProcessCluster,
 }
 
-async fn setup(node: &str, bridge: &str) -> Setup {
-    let cluster = ProcessCluster::start(&skiff_binary(), ClusterOptions::default()).await.expect("cluster");
+/// Each test's cluster carves podCIDRs from its own range, so tests running side by side on one
+/// host never put two bridges on one subnet.
+fn cluster_cidr(cidr: &str) -> Vec<String> {
+    vec!["--cluster-cidr".into(), cidr.into()]
+}
+
+async fn setup(node: &str, bridge: &str, cidr: &str) -> Setup {
+    let options = ClusterOptions { extra_args: cluster_cidr(cidr), ..ClusterOptions::default() };
+    let cluster = ProcessCluster::start(&skiff_binary(), options).await.expect("cluster");
     cluster.wait_leader(Duration::from_secs(20)).await.expect("leader");
     let images = Images::start(cluster.dir());
     let servers: Vec<String> = cluster.servers.iter().map(|s| s.api_addr.clone()).collect();
@@ -91,7 +98,7 @@ fn container_status<'a>(pod: &'a Value, name: &str) -> &'a Value {
 /// it from the node.
 #[tokio::test(flavor = "multi_thread")]
 async fn the_seeds_pod_runs_in_containerd_with_an_ip_and_kubectl_sees_it() {
-    let s = setup("node-a", "skiffe2e0").await;
+    let s = setup("node-a", "skiffe2e0", "10.244.0.0/16").await;
     let started = Instant::now();
     apply(
         &s.kubectl,
@@ -237,6 +244,14 @@ async fn the_seeds_pod_runs_in_containerd_with_an_ip_and_kubectl_sees_it() {
     let answer = http_get(&gateway, node_port).expect("an answer on the NodePort");
     assert!(answer.contains(WEB_BODY), "NodePort {gateway}:{node_port}: {answer}");
 
+    // Cluster DNS: the agent answers the Service's name on the node with its cluster IP.
+    let looked_up = s.kubectl.run(&["exec", "talker", "--", "nslookup", "web.default.svc.cluster.local"]);
+    assert!(looked_up.stdout.contains(&cluster_ip), "nslookup: {} {}", looked_up.stdout, looked_up.stderr);
+    let resolv = s.kubectl.run(&["exec", "talker", "--", "cat", "/etc/resolv.conf"]);
+    assert!(resolv.stdout.contains("search default.svc.cluster.local"), "{}", resolv.stdout);
+    let missing = s.kubectl.run(&["exec", "talker", "--", "nslookup", "nope.default.svc.cluster.local"]);
+    assert!(!missing.ok, "an unknown service name does not resolve: {}", missing.stdout);
+
     // Deletion: the agent stops the containers and the sandbox, then completes the deletion.
     let deleted = Instant::now();
     let out = s.kubectl.run(&["delete", "pod", "web", "--wait=true", "--timeout=60s"]);
@@ -254,7 +269,7 @@ async fn the_seeds_pod_runs_in_containerd_with_an_ip_and_kubectl_sees_it() {
 /// leaves running containers alone.
 #[tokio::test(flavor = "multi_thread")]
 async fn containers_restart_probe_and_survive_an_agent_restart() {
-    let mut s = setup("node-b", "skiffe2e1").await;
+    let mut s = setup("node-b", "skiffe2e1", "10.245.0.0/16").await;
     let busybox = s.images.busybox.clone();
     let missing = format!("{}/skiff/missing:1", s.images.registry.addr());
     apply(
@@ -575,6 +590,8 @@ async fn the_agent_speaks_tls_and_answers_only_the_api_servers() {
             file("components.crt"),
             "--component-key-file".into(),
             file("components.key"),
+            "--cluster-cidr".into(),
+            "10.246.0.0/16".into(),
         ],
         api_tls: true,
         ..ClusterOptions::default()

@@ -112,6 +112,22 @@ pub async fn run(config: AgentConfig, shutdown: impl std::future::Future<Output 
     identity.lock().unwrap_or_else(|p| p.into_inner()).runtime_version = version.clone();
     tracing::info!(runtime = %version, socket = %socket.display(), "container runtime reachable");
 
+    // Node-local cluster DNS on the bridge's address, unless the cluster names its own.
+    let records = Arc::new(std::sync::RwLock::new(crate::dns::Records::default()));
+    let host_dns =
+        pod::spec::DnsSettings::from_resolv_conf(&std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default());
+    let mut cluster_dns = config.cluster_dns.clone();
+    let mut dns_task = None;
+    if cluster_dns.is_empty() {
+        match start_dns(&config, &pod_cidr, &host_dns, records.clone()).await {
+            Ok((ip, task)) => {
+                tracing::info!(%ip, "cluster DNS for this node's pods");
+                cluster_dns = vec![ip.to_string()];
+                dns_task = Some(task);
+            }
+            Err(e) => tracing::warn!(error = %e, "no node-local DNS; ClusterFirst pods get the node's resolver"),
+        }
+    }
     let shared = Arc::new(pod::worker::Shared {
         api: api.clone(),
         cri: cri.clone(),
@@ -119,11 +135,7 @@ pub async fn run(config: AgentConfig, shutdown: impl std::future::Future<Output 
         host_ip: config.node_ip.clone(),
         pods_dir: config.data_dir.join("pods"),
         logs_dir: config.data_dir.join("logs"),
-        dns: pod::spec::DnsSettings {
-            cluster_dns: config.cluster_dns.clone(),
-            cluster_domain: config.cluster_domain.clone(),
-            ..pod::spec::DnsSettings::from_resolv_conf(&std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default())
-        },
+        dns: pod::spec::DnsSettings { cluster_dns, cluster_domain: config.cluster_domain.clone(), ..host_dns },
         relister: Arc::new(pod::relist::Relister::default()),
         node_allocatable: BTreeMap::from([
             ("cpu".to_string(), host.cpus.to_string()),
@@ -140,16 +152,39 @@ pub async fn run(config: AgentConfig, shutdown: impl std::future::Future<Output 
 
     let relister = tokio::spawn(shared.relister.clone().run(cri.clone()));
     let result = tokio::select! {
-        r = supervise(shared, cri, readiness) => r,
+        r = supervise(shared, cri, readiness, records) => r,
         _ = shutdown => Ok(()),
     };
     logs.abort();
     relister.abort();
+    if let Some(task) = dns_task {
+        task.abort();
+    }
     heartbeat.abort();
     if let Some(managed) = managed {
         managed.shutdown().await;
     }
     result
+}
+
+/// The bridge (with the pods' gateway address) and a DNS server on it.
+async fn start_dns(
+    config: &AgentConfig,
+    pod_cidr: &str,
+    host_dns: &pod::spec::DnsSettings,
+    records: Arc<std::sync::RwLock<crate::dns::Records>>,
+) -> Result<(std::net::Ipv4Addr, tokio::task::JoinHandle<()>), String> {
+    let gw = cni::ensure_bridge(&config.bridge, pod_cidr).await?;
+    let upstream: Vec<std::net::SocketAddr> = host_dns
+        .host_servers
+        .iter()
+        .filter_map(|s| s.parse::<std::net::IpAddr>().ok())
+        .map(|ip| std::net::SocketAddr::new(ip, 53))
+        .collect();
+    let task = crate::dns::serve(std::net::SocketAddr::new(gw.into(), 53), records, upstream)
+        .await
+        .map_err(|e| format!("DNS on {gw}:53: {e}"))?;
+    Ok((gw, task))
 }
 
 fn identity_now(identity: &std::sync::Mutex<node::NodeIdentity>) -> node::NodeIdentity {
@@ -276,6 +311,7 @@ async fn supervise(
     shared: Arc<pod::worker::Shared>,
     mut cri: Cri,
     readiness: Arc<std::sync::Mutex<Readiness>>,
+    records: Arc<std::sync::RwLock<crate::dns::Records>>,
 ) -> Result<(), AgentError> {
     let selector = format!("spec.nodeName%3D{}", shared.node_name);
     let pods: Reflector<Value> =
@@ -296,7 +332,14 @@ async fn supervise(
     let mut last_proxy = tokio::time::Instant::now();
     loop {
         if services.synced() && endpoints.synced() {
-            let text = crate::proxy::rules(&services.snapshot(), &endpoints.snapshot());
+            let (service_list, endpoint_list) = (services.snapshot(), endpoints.snapshot());
+            let fresh = crate::dns::Records::build(&shared.dns.cluster_domain, &service_list, &endpoint_list);
+            if let Ok(mut current) = records.write() {
+                if *current != fresh {
+                    *current = fresh;
+                }
+            }
+            let text = crate::proxy::rules(&service_list, &endpoint_list);
             // Rewritten when the Services change, and every minute in case something flushed them.
             if proxied.as_deref() != Some(text.as_str()) || last_proxy.elapsed() >= Duration::from_secs(60) {
                 last_proxy = tokio::time::Instant::now();

@@ -47,6 +47,43 @@ pub fn conflist(settings: &CniSettings) -> Value {
     })
 }
 
+/// The pods' gateway (the bridge's address) for a podCIDR: the range's first address, and the
+/// prefix length. `None` for a range that is not IPv4 or leaves no room for pods.
+pub fn gateway(pod_cidr: &str) -> Option<(std::net::Ipv4Addr, u8)> {
+    let (ip, len) = pod_cidr.split_once('/')?;
+    let (ip, len): (std::net::Ipv4Addr, u8) = (ip.parse().ok()?, len.parse().ok()?);
+    if len > 30 {
+        return None;
+    }
+    let mask = if len == 0 { 0 } else { u32::MAX << (32 - len) };
+    Some((std::net::Ipv4Addr::from((u32::from(ip) & mask) + 1), len))
+}
+
+/// Creates the bridge with its gateway address if it is not there yet, so node services (the
+/// agent's DNS) can listen on it before the first pod; the bridge plugin adopts it.
+pub async fn ensure_bridge(bridge: &str, pod_cidr: &str) -> Result<std::net::Ipv4Addr, String> {
+    let (gw, len) = gateway(pod_cidr).ok_or_else(|| format!("podCIDR {pod_cidr:?} is not a usable IPv4 range"))?;
+    let ip = |args: Vec<String>| async move {
+        let out = tokio::process::Command::new("ip").args(&args).output().await.map_err(|e| format!("ip: {e}"))?;
+        if out.status.success() {
+            Ok(())
+        } else {
+            Err(format!("ip {}: {}", args.join(" "), String::from_utf8_lossy(&out.stderr).trim()))
+        }
+    };
+    let exists = tokio::process::Command::new("ip")
+        .args(["link", "show", bridge])
+        .output()
+        .await
+        .is_ok_and(|o| o.status.success());
+    if !exists {
+        ip(vec!["link".into(), "add".into(), bridge.into(), "type".into(), "bridge".into()]).await?;
+    }
+    ip(vec!["addr".into(), "replace".into(), format!("{gw}/{len}"), "dev".into(), bridge.into()]).await?;
+    ip(vec!["link".into(), "set".into(), bridge.into(), "up".into()]).await?;
+    Ok(gw)
+}
+
 /// Writes the configuration into `conf_dir` (atomically: the runtime watches the directory and
 /// must never read half a file). Returns whether it changed.
 pub fn write_conflist(conf_dir: &Path, settings: &CniSettings) -> std::io::Result<bool> {
@@ -76,6 +113,14 @@ mod tests {
         assert_eq!(c["plugins"][0]["bridge"], "skiff0");
         assert_eq!(c["plugins"][0]["ipam"]["ranges"][0][0]["subnet"], "10.244.3.0/24");
         assert_eq!(c["plugins"][1]["capabilities"]["portMappings"], true);
+    }
+
+    #[test]
+    fn the_gateway_is_the_ranges_first_address() {
+        assert_eq!(gateway("10.244.3.0/24"), Some(("10.244.3.1".parse().expect("ip"), 24)));
+        assert_eq!(gateway("10.244.3.77/24"), Some(("10.244.3.1".parse().expect("ip"), 24)));
+        assert_eq!(gateway("fd00::/64"), None);
+        assert_eq!(gateway("10.0.0.0/31"), None);
     }
 
     #[test]

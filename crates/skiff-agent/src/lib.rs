@@ -14,6 +14,7 @@ pub mod agent;
 pub mod cni;
 pub mod containerd;
 pub mod cri;
+pub mod dns;
 pub mod logs;
 pub mod node;
 pub mod pod;
