@@ -452,6 +452,38 @@ async fn containers_restart_probe_and_survive_an_agent_restart() {
         assert!(Instant::now() < deadline, "the deleted replica was not replaced");
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
+
+    // The server the agent talks to first dies: the agent moves on. Its Lease keeps being
+    // renewed and a new pod still starts.
+    let lease_path = "/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases/node-b";
+    s._cluster.kill(1).expect("kill server 1");
+    let renewed_before = loop {
+        if let Ok(lease) = s.api.get::<Value>(lease_path).await {
+            break lease["spec"]["renewTime"].clone();
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let pod = serde_json::json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "after-failover"},
+        "spec": {"terminationGracePeriodSeconds": 1,
+            "containers": [{"name": "app", "image": busybox, "command": ["sleep", "3600"]}]}});
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while s.api.create::<_, Value>("/api/v1/namespaces/default/pods", &pod).await.is_err() {
+        assert!(Instant::now() < deadline, "no server took the pod after server 1 died");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    pod_until(&s.api, "after-failover", Duration::from_secs(60), "Running after a server died", |p| {
+        p["status"]["phase"] == "Running"
+    })
+    .await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let renewed = s.api.get::<Value>(lease_path).await.map(|l| l["spec"]["renewTime"].clone()).ok();
+        if renewed.is_some_and(|r| r != renewed_before) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the Lease was not renewed after server 1 died\n{}", s.agent.log_tail());
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
     drop(s);
 }
 
