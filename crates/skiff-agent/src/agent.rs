@@ -104,7 +104,7 @@ pub async fn run(config: AgentConfig, shutdown: impl std::future::Future<Output 
 
     let managed = match &config.cri_socket {
         Some(_) => None,
-        None => Some(start_containerd(&config).map_err(io("starting containerd"))?),
+        None => Some(start_containerd(&config).await.map_err(io("starting containerd"))?),
     };
     let socket = config.cri_socket.clone().unwrap_or_else(|| config.containerd_paths().socket());
     let mut cri = Cri::connect(&socket, Duration::from_secs(60)).await?;
@@ -191,7 +191,7 @@ fn identity_now(identity: &std::sync::Mutex<node::NodeIdentity>) -> node::NodeId
     identity.lock().unwrap_or_else(|p| p.into_inner()).clone()
 }
 
-fn start_containerd(config: &AgentConfig) -> std::io::Result<containerd::ManagedContainerd> {
+async fn start_containerd(config: &AgentConfig) -> std::io::Result<containerd::ManagedContainerd> {
     let settings = containerd::ContainerdSettings {
         sandbox_image: config.sandbox_image.clone(),
         cni_bin_dir: config.cni_bin_dir.clone(),
@@ -199,7 +199,7 @@ fn start_containerd(config: &AgentConfig) -> std::io::Result<containerd::Managed
         mirrors: config.mirrors.clone(),
         insecure_registries: config.insecure_registries.clone(),
     };
-    containerd::ManagedContainerd::start(&config.containerd_bin, config.containerd_paths(), &settings)
+    containerd::ManagedContainerd::start(&config.containerd_bin, config.containerd_paths(), &settings).await
 }
 
 /// Creates the Node (or finds it registered before) and returns its uid. Retries until a
@@ -436,7 +436,7 @@ async fn collect_orphans(shared: &pod::worker::Shared, cri: &mut Cri, known: &st
 pub async fn reset(config: &AgentConfig) -> Result<(), AgentError> {
     let socket = config.cri_socket.clone().unwrap_or_else(|| config.containerd_paths().socket());
     let managed = if config.cri_socket.is_none() && config.containerd_paths().config().exists() {
-        Some(start_containerd(config).map_err(io("starting containerd"))?)
+        Some(start_containerd(config).await.map_err(io("starting containerd"))?)
     } else {
         None
     };

@@ -129,12 +129,12 @@ pub struct ManagedContainerd {
 
 impl ManagedContainerd {
     /// Writes the configuration and starts containerd (binary `bin`, usually `containerd`).
-    pub fn start(bin: &Path, paths: ContainerdPaths, settings: &ContainerdSettings) -> std::io::Result<Self> {
+    pub async fn start(bin: &Path, paths: ContainerdPaths, settings: &ContainerdSettings) -> std::io::Result<Self> {
         std::fs::create_dir_all(&paths.base)?;
         std::fs::create_dir_all(&settings.cni_conf_dir)?;
         std::fs::write(paths.config(), config_toml(&paths, settings))?;
         let (stop, mut stopped) = tokio::sync::oneshot::channel::<()>();
-        let first = spawn(bin, &paths)?;
+        let first = spawn(bin, &paths).await?;
         let (bin, p) = (bin.to_path_buf(), paths.clone());
         let task = tokio::spawn(async move {
             let mut child = first;
@@ -143,7 +143,7 @@ impl ManagedContainerd {
                     status = child.wait() => {
                         tracing::warn!(?status, "containerd exited; restarting it in 1 s");
                         tokio::time::sleep(Duration::from_secs(1)).await;
-                        match spawn(&bin, &p) {
+                        match spawn(&bin, &p).await {
                             Ok(next) => child = next,
                             Err(e) => {
                                 tracing::error!(error = %e, "cannot restart containerd");
@@ -184,8 +184,8 @@ impl Drop for ManagedContainerd {
     }
 }
 
-fn spawn(bin: &Path, paths: &ContainerdPaths) -> std::io::Result<Child> {
-    stop_leftover(paths);
+async fn spawn(bin: &Path, paths: &ContainerdPaths) -> std::io::Result<Child> {
+    stop_leftover(paths).await;
     let log = std::fs::OpenOptions::new().create(true).append(true).open(paths.log())?;
     // A stale socket from a killed containerd would make it refuse to start.
     let _ = std::fs::remove_file(paths.socket());
@@ -206,7 +206,7 @@ fn spawn(bin: &Path, paths: &ContainerdPaths) -> std::io::Result<Child> {
 /// A containerd of a previous agent (killed without stopping it) still holds the state
 /// directory; it is stopped first. Its containers keep running: the shims outlive it, and the
 /// new containerd finds them again.
-fn stop_leftover(paths: &ContainerdPaths) {
+async fn stop_leftover(paths: &ContainerdPaths) {
     let Some(pid) = std::fs::read_to_string(paths.pid_file()).ok().and_then(|p| p.trim().parse::<u32>().ok()) else {
         return;
     };
@@ -221,12 +221,12 @@ fn stop_leftover(paths: &ContainerdPaths) {
     }
     tracing::info!(pid, "stopping the containerd a previous agent left running");
     for (signal, wait) in [("-TERM", 100), ("-KILL", 50)] {
-        let _ = std::process::Command::new("kill").arg(signal).arg(pid.to_string()).status();
+        let _ = Command::new("kill").arg(signal).arg(pid.to_string()).status().await;
         for _ in 0..wait {
             if !ours(pid) {
                 return;
             }
-            std::thread::sleep(Duration::from_millis(100));
+            tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
 }
