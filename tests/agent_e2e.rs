@@ -416,6 +416,21 @@ async fn containers_restart_probe_and_survive_an_agent_restart() {
     let message = container_status(&bad, "app")["state"]["waiting"]["message"].as_str().unwrap_or("").to_string();
     assert!(message.contains("absent"), "{message}");
 
+    // A memory limit is enforced, and the kernel's OOM kill is reported as such.
+    apply(
+        &s.kubectl,
+        &format!(
+            "apiVersion: v1\nkind: Pod\nmetadata:\n  name: hungry\nspec:\n  restartPolicy: Never\n  containers:\n  - name: app\n    image: {busybox}\n    command: [\"sh\", \"-c\", \"x=$(head -c 200000000 /dev/zero | tr '\\\\000' x); echo survived\"]\n    resources:\n      limits: {{memory: 32Mi}}\n"
+        ),
+    );
+    let hungry = pod_until(&s.api, "hungry", Duration::from_secs(60), "terminated", |p| {
+        container_status(p, "app")["state"]["terminated"].is_object()
+    })
+    .await;
+    let terminated = &container_status(&hungry, "app")["state"]["terminated"];
+    assert_eq!(terminated["reason"], "OOMKilled", "{terminated:#}");
+    assert_eq!(hungry["status"]["phase"], "Failed");
+
     // Lifecycle hooks: postStart after the start, preStop before the stop signal on deletion.
     let hooks = s._cluster.dir().join("hooks");
     std::fs::create_dir_all(&hooks).expect("hooks dir");
