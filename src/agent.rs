@@ -18,11 +18,12 @@ pub struct AgentArgs {
     /// Where the agent keeps its containerd, network configuration, volumes and logs.
     #[arg(long, default_value = "/var/lib/skiff-agent")]
     pub data_dir: PathBuf,
-    /// The node's address: the Node's InternalIP and its pods' hostIP.
-    #[arg(long, default_value = "127.0.0.1")]
-    pub node_ip: String,
+    /// The node's address: the Node's InternalIP and its pods' hostIP (default: the address of
+    /// the interface the default route leaves through, else 127.0.0.1).
+    #[arg(long)]
+    pub node_ip: Option<String>,
     /// Where the agent serves logs, exec, attach and port-forward to the API servers (default:
-    /// the node's address, port 10250). Not authenticated yet: keep it on a private network.
+    /// the node's address, port 10250). With the TLS flags below only the API servers may call.
     #[arg(long)]
     pub listen: Option<SocketAddr>,
     /// A CRI socket to use; without it the agent starts and supervises its own containerd.
@@ -82,7 +83,7 @@ pub struct AgentArgs {
 
 pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
     let reset = args.reset;
-    let config = config(args)?;
+    let config = config(args).await?;
     if reset {
         return Ok(skiff_agent::reset(&config).await?);
     }
@@ -101,7 +102,11 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn config(args: AgentArgs) -> anyhow::Result<skiff_agent::AgentConfig> {
+async fn config(args: AgentArgs) -> anyhow::Result<skiff_agent::AgentConfig> {
+    let node_ip = match args.node_ip.clone() {
+        Some(ip) => ip,
+        None => skiff_agent::node::primary_ipv4().await.unwrap_or_else(|| "127.0.0.1".into()),
+    };
     let node_name = match args.node_name {
         Some(n) => n,
         None => std::fs::read_to_string("/proc/sys/kernel/hostname")
@@ -137,9 +142,9 @@ fn config(args: AgentArgs) -> anyhow::Result<skiff_agent::AgentConfig> {
     }
     let listen = match args.listen {
         Some(listen) => listen,
-        None => format!("{}:10250", bracketed(&args.node_ip))
+        None => format!("{}:10250", bracketed(&node_ip))
             .parse()
-            .with_context(|| format!("--node-ip {:?} is not an IP address", args.node_ip))?,
+            .with_context(|| format!("--node-ip {node_ip:?} is not an IP address"))?,
     };
     Ok(skiff_agent::AgentConfig {
         node_name,
@@ -151,7 +156,7 @@ fn config(args: AgentArgs) -> anyhow::Result<skiff_agent::AgentConfig> {
         sandbox_image: args.sandbox_image,
         cni_bin_dir: args.cni_bin_dir,
         bridge: args.bridge,
-        node_ip: args.node_ip,
+        node_ip,
         pod_cidr: args.pod_cidr,
         listen,
         serving_tls: match (args.tls_cert_file, args.tls_private_key_file, args.client_ca_file) {

@@ -60,6 +60,30 @@ pub fn read_host() -> HostFacts {
     }
 }
 
+/// The name of the interface the default IPv4 route leaves through, from `/proc/net/route`
+/// (columns: interface, destination, gateway, flags, ...; the default route's destination is 0).
+pub fn default_route_interface(route_table: &str) -> Option<String> {
+    route_table.lines().skip(1).find_map(|line| {
+        let cols: Vec<&str> = line.split_whitespace().collect();
+        (cols.len() > 2 && cols[1] == "00000000").then(|| cols[0].to_string())
+    })
+}
+
+/// The host's primary IPv4 address: the first address of the default route's interface, read
+/// with `ip`. `None` when there is no default route (the caller falls back to loopback).
+pub async fn primary_ipv4() -> Option<String> {
+    let iface = default_route_interface(&std::fs::read_to_string("/proc/net/route").ok()?)?;
+    let out =
+        tokio::process::Command::new("ip").args(["-4", "-o", "addr", "show", "dev", &iface]).output().await.ok()?;
+    // "2: eth0    inet 192.0.2.2/24 brd ... scope global eth0 ..."
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .skip_while(|w| *w != "inet")
+        .nth(1)
+        .and_then(|cidr| cidr.split('/').next())
+        .map(str::to_string)
+}
+
 /// How this node is configured, beyond the host.
 #[derive(Debug, Clone)]
 pub struct NodeIdentity {
@@ -207,6 +231,14 @@ mod tests {
         let lease = lease_object("worker-1", "u-1", "2026-12-05T10:00:00.000000Z");
         assert_eq!(lease["metadata"]["ownerReferences"][0]["uid"], "u-1");
         assert_eq!(lease["spec"]["leaseDurationSeconds"], 40);
+    }
+
+    #[test]
+    fn the_default_route_names_its_interface() {
+        let table =
+            "Iface\tDestination\tGateway \tFlags\nbr0\t0000F40A\t00000000\t0001\neth0\t00000000\t010200C0\t0003\n";
+        assert_eq!(default_route_interface(table), Some("eth0".to_string()));
+        assert_eq!(default_route_interface("Iface\tDestination\n"), None);
     }
 
     #[test]

@@ -57,20 +57,37 @@ fn synced() -> WriteOptions {
 #[derive(Clone)]
 pub struct LogStore {
     db: Arc<DB>,
-    flush_tx: mpsc::Sender<IOFlushed<TypeConfig>>,
+    flusher: Arc<Flusher>,
+}
+
+/// The thread that syncs the WAL for appends. When the last store clone is dropped, the channel
+/// closes and the thread is joined, so the database it holds is closed before the drop returns:
+/// a RocksDB still open while the process exits can abort in its static destructors
+/// ("pthread lock: Invalid argument").
+struct Flusher {
+    tx: Option<mpsc::Sender<IOFlushed<TypeConfig>>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for Flusher {
+    fn drop(&mut self) {
+        self.tx.take();
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
 }
 
 impl LogStore {
     pub fn new(db: Arc<DB>) -> Self {
         let (flush_tx, flush_rx) = mpsc::channel::<IOFlushed<TypeConfig>>();
         let flush_db = db.clone();
-        // Exits when every LogStore clone is dropped.
-        std::thread::Builder::new()
+        let thread = std::thread::Builder::new()
             .name("skiff-log-flush".into())
             .spawn(move || flusher(flush_db, flush_rx))
             .map_err(|e| tracing::error!("cannot start the log flusher: {e}"))
             .ok();
-        Self { db, flush_tx }
+        Self { db, flusher: Arc::new(Flusher { tx: Some(flush_tx), thread }) }
     }
 
     fn cf(&self, name: &str) -> io::Result<&rocksdb::ColumnFamily> {
@@ -196,7 +213,10 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         }
         self.db.write(batch).map_err(io_err)?;
         metrics::record_entries(n);
-        self.flush_tx.send(callback).map_err(|_| io::Error::other("log flusher stopped"))?;
+        let sent = self.flusher.tx.as_ref().is_some_and(|tx| tx.send(callback).is_ok());
+        if !sent {
+            return Err(io::Error::other("log flusher stopped"));
+        }
         Ok(())
     }
 
