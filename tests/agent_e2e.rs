@@ -182,6 +182,25 @@ async fn the_seeds_pod_runs_in_containerd_with_an_ip_and_kubectl_sees_it() {
         s.kubectl.run_with_stdin(&["exec", "-i", "talker", "--", "sh", "-c", "cat; echo done"], Some("piped input\n"));
     assert_eq!(piped.stdout, "piped input\ndone\n", "{}", piped.stderr);
 
+    // attach: the running process's output, live.
+    let mut attach = std::process::Command::new("/usr/bin/kubectl")
+        .arg("--kubeconfig")
+        .arg(&s.kubectl.kubeconfig)
+        .args(["attach", "talker"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("kubectl attach");
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let _ = attach.kill();
+    let out = attach.wait_with_output().expect("attach output");
+    let attached = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        attached.contains("tick"),
+        "attach streamed the output: {attached:?} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
     // kubectl cp rides on exec with stdin (tar in the container).
     let local = s._cluster.dir().join("greeting.txt");
     std::fs::write(&local, "copied into the pod\n").expect("write a local file");
