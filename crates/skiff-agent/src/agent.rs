@@ -329,23 +329,30 @@ async fn supervise(
     let services: Reflector<Value> = Reflector::start(shared.api.clone(), "/api/v1/services");
     let endpoints: Reflector<Value> = Reflector::start(shared.api.clone(), "/api/v1/endpoints");
     let mut proxied: Option<String> = None;
+    let mut proxied_at = (0u64, 0u64);
     let mut last_proxy = tokio::time::Instant::now();
     loop {
-        if services.synced() && endpoints.synced() {
+        // Services and Endpoints are rebuilt into DNS records and proxy rules only when either
+        // collection moved (pod changes wake this loop far more often), and the rules are
+        // rewritten every minute in case something flushed them.
+        let service_revisions = (services.revision(), endpoints.revision());
+        let due = proxied.is_none() || last_proxy.elapsed() >= Duration::from_secs(60);
+        if services.synced() && endpoints.synced() && (service_revisions != proxied_at || due) {
+            proxied_at = service_revisions;
+            last_proxy = tokio::time::Instant::now();
             let (service_list, endpoint_list) = (services.snapshot(), endpoints.snapshot());
             let fresh = crate::dns::Records::build(&shared.dns.cluster_domain, &service_list, &endpoint_list);
             if let Ok(mut current) = records.write() {
-                if *current != fresh {
-                    *current = fresh;
-                }
+                *current = fresh;
             }
             let text = crate::proxy::rules(&service_list, &endpoint_list);
-            // Rewritten when the Services change, and every minute in case something flushed them.
-            if proxied.as_deref() != Some(text.as_str()) || last_proxy.elapsed() >= Duration::from_secs(60) {
-                last_proxy = tokio::time::Instant::now();
+            if proxied.as_deref() != Some(text.as_str()) || due {
                 match crate::proxy::sync(&text).await {
                     Ok(()) => proxied = Some(text),
-                    Err(e) => tracing::warn!(error = %e, "service rules not applied; retrying"),
+                    Err(e) => {
+                        proxied = None;
+                        tracing::warn!(error = %e, "service rules not applied; retrying");
+                    }
                 }
             }
         }

@@ -19,7 +19,7 @@ use crate::request::Query;
 use crate::request::ResourcePath;
 use crate::state::ApiState;
 
-/// The streaming subresources and the agent endpoint each goes to.
+/// The streaming subresources (each goes to the agent endpoint of the same name).
 const STREAMS: &[&str] = &["exec", "attach", "portforward"];
 
 /// Handles the request if it is one of the streaming subresources; `None` otherwise.
