@@ -15,6 +15,7 @@ trap 'rm -f "$log"' EXIT
 cargo test --workspace --lib --bins --tests -- --test-threads=1 --show-output 2>&1 | tee "$log"
 cargo test --workspace --bench store_vs_etcd -- --quick
 cargo test --workspace --bench pod_startup -- --quick
+cargo test --workspace --bench api_tls -- --quick
 # One closing line for the whole suite.
 awk '/^test result:/ { for (i = 2; i <= NF; i++) { if ($i == "passed;") p += $(i-1); if ($i == "failed;") f += $(i-1) } }
      END { printf "tests: %d passed, %d failed\n", p, f }' "$log"

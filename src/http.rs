@@ -23,7 +23,9 @@ pub async fn serve(
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .with_state(node)
-        .merge(skiff_apiserver::router(api))
+        .merge(skiff_apiserver::router(api.clone()))
+        // Layers run outside in: authentication, then impersonation and authorization.
+        .layer(axum::middleware::from_fn_with_state(api, skiff_apiserver::authz::middleware))
         .layer(axum::middleware::from_fn_with_state(auth, skiff_apiserver::authn::require));
     match tls {
         Some(config) => crate::tls::serve(listener, app, config).await,

@@ -1,6 +1,7 @@
 //! `skiff`: the one binary of the skiff control plane.
 
 mod agent;
+mod encryption;
 mod http;
 mod local;
 mod member;

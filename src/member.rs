@@ -1,5 +1,7 @@
 //! `skiff member list|add|remove`.
 
+use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -12,6 +14,17 @@ pub struct MemberArgs {
     /// Raft address(es) of any server(s), comma-separated.
     #[arg(long, env = "SKIFF_SERVER", global = true, default_value = "127.0.0.1:7001")]
     pub server: String,
+    /// The cluster CA, for servers whose Raft port uses mutual TLS (with --cert-file and
+    /// --key-file). Their certificates must be peer certificates signed by it.
+    #[arg(long, env = "SKIFF_CA_FILE", global = true, requires_all = ["cert_file", "key_file"])]
+    pub ca_file: Option<PathBuf>,
+    /// The client certificate to present: signed by the cluster CA, in the group
+    /// `system:masters` (e.g. `skiff pki client --user admin --group system:masters`).
+    #[arg(long, env = "SKIFF_CERT_FILE", global = true, requires_all = ["ca_file", "key_file"])]
+    pub cert_file: Option<PathBuf>,
+    /// The client certificate's private key.
+    #[arg(long, env = "SKIFF_KEY_FILE", global = true, requires_all = ["ca_file", "cert_file"])]
+    pub key_file: Option<PathBuf>,
     #[command(subcommand)]
     pub command: MemberCommand,
 }
@@ -44,21 +57,34 @@ struct Row {
 pub async fn run(args: MemberArgs) -> anyhow::Result<()> {
     let endpoints: Vec<String> =
         args.server.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect();
-    let client = RemoteStore::new(endpoints.clone(), Duration::from_secs(5)).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let tls = match (&args.ca_file, &args.cert_file, &args.key_file) {
+        (Some(ca), Some(cert), Some(key)) => {
+            let files = skiff_raft::tls::TlsFiles { ca: ca.clone(), cert: cert.clone(), key: key.clone() };
+            Some(skiff_raft::tls::client_tls(&files).context("loading --ca-file, --cert-file and --key-file")?)
+        }
+        _ => None,
+    };
+    let connect = |endpoints: Vec<String>, timeout: Duration| -> anyhow::Result<RemoteStore> {
+        let client = match &tls {
+            Some(config) => RemoteStore::with_tls_config(endpoints, timeout, Arc::clone(config)),
+            None => RemoteStore::new(endpoints, timeout),
+        };
+        client.map_err(|e| anyhow::anyhow!("{e}"))
+    };
+    let client = connect(endpoints.clone(), Duration::from_secs(5))?;
     match args.command {
         MemberCommand::List { output } => {
-            let mut status = None;
+            let mut status = Err(anyhow::anyhow!("no server given"));
             for i in 0..endpoints.len() {
-                if let Ok(s) = client.status_of(i).await {
-                    status = Some(s);
+                status = client.status_of(i).await.map_err(|e| anyhow::anyhow!("{e}"));
+                if status.is_ok() {
                     break;
                 }
             }
             let status = status.with_context(|| format!("no server reachable at {}", args.server))?;
             let mut rows = Vec::new();
             for m in &status.members {
-                let each = RemoteStore::new(vec![m.addr.clone()], Duration::from_secs(2))
-                    .map_err(|e| anyhow::anyhow!("{e}"))?;
+                let each = connect(vec![m.addr.clone()], Duration::from_secs(2))?;
                 let row = match each.status_of(0).await {
                     Ok(s) => Row {
                         id: m.id,

@@ -1,4 +1,4 @@
-//! `skiff pki init|server|client` and `skiff kubeconfig`.
+//! `skiff pki init|server|peer|client` and `skiff kubeconfig`.
 
 use std::path::Path;
 use std::path::PathBuf;
@@ -35,6 +35,23 @@ pub enum PkiCommand {
         #[arg(long = "san", required = true, value_delimiter = ',')]
         sans: Vec<String>,
         /// File name stem: writes STEM.crt and STEM.key into the PKI directory [default: server-NAME].
+        #[arg(long)]
+        out: Option<String>,
+        /// Validity in days (capped at the CA's expiry).
+        #[arg(long, default_value_t = 365, value_parser = clap::value_parser!(u32).range(1..))]
+        days: u32,
+    },
+    /// Issue a peer certificate for a server's Raft port: CN the name, O=skiff:peers, the SANs
+    /// peers dial it at; serverAuth and clientAuth (servers present it to each other).
+    Peer {
+        /// The certificate's common name (e.g. the server's host name).
+        #[arg(long)]
+        name: String,
+        /// A subject alternative name: the IP address or DNS name of this server's Raft address
+        /// in --peers. Repeat or comma-separate.
+        #[arg(long = "san", required = true, value_delimiter = ',')]
+        sans: Vec<String>,
+        /// File name stem: writes STEM.crt and STEM.key into the PKI directory [default: peer-NAME].
         #[arg(long)]
         out: Option<String>,
         /// Validity in days (capped at the CA's expiry).
@@ -95,6 +112,13 @@ pub fn run(args: PkiArgs) -> anyhow::Result<()> {
                 .issue_server(&name, &sans, DAY * days)
                 .with_context(|| format!("issuing a serving certificate for {name}"))?;
             write(&dir, &issued, &out.unwrap_or_else(|| format!("server-{name}")))?;
+        }
+        PkiCommand::Peer { name, sans, out, days } => {
+            let pki = open(&dir)?;
+            let issued = pki
+                .issue_peer(&name, &sans, DAY * days)
+                .with_context(|| format!("issuing a peer certificate for {name}"))?;
+            write(&dir, &issued, &out.unwrap_or_else(|| format!("peer-{name}")))?;
         }
         PkiCommand::Client { user, groups, out, days } => {
             let pki = open(&dir)?;

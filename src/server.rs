@@ -9,6 +9,8 @@ use std::time::Duration;
 use anyhow::bail;
 use anyhow::Context;
 use clap::Args;
+use skiff_apiserver::authz::bootstrap::CONTROLLERS_USER;
+use skiff_apiserver::authz::bootstrap::SCHEDULER_USER;
 use skiff_raft::NodeConfig;
 use skiff_raft::RaftNode;
 
@@ -81,12 +83,43 @@ pub struct ServerArgs {
     /// Static bearer tokens, upstream's format: `token,user,uid[,"group1,group2"]` per line.
     #[arg(long, requires = "client_ca_file")]
     pub token_auth_file: Option<PathBuf>,
-    /// The client certificate and key this server's scheduler and controllers present to the
-    /// API (their identity). Default: the serving certificate, which is also a client one.
+    /// The client certificate and key this server presents to node agents when it proxies logs,
+    /// exec, attach and port-forward (agents require group `system:masters`).
+    /// The key service-account tokens are signed with (the PKI's `sa.key`); enables the
+    /// TokenRequest API (`kubectl create token`).
+    #[arg(long, requires = "service_account_key_file")]
+    pub service_account_signing_key_file: Option<PathBuf>,
+    /// The public key service-account tokens are verified with (the PKI's `sa.pub`).
+    #[arg(long, requires = "service_account_signing_key_file")]
+    pub service_account_key_file: Option<PathBuf>,
+    /// The `iss` of the tokens this server issues and accepts.
+    #[arg(long, default_value = skiff_apiserver::serviceaccount::DEFAULT_ISSUER)]
+    pub service_account_issuer: String,
+    /// Audiences a token must name to authenticate here (comma-separated; default: the issuer).
+    #[arg(long, value_delimiter = ',')]
+    pub api_audiences: Vec<String>,
     #[arg(long, requires = "component_key_file")]
     pub component_cert_file: Option<PathBuf>,
     #[arg(long, requires = "component_cert_file")]
     pub component_key_file: Option<PathBuf>,
+    /// This server's peer certificate (PEM; `skiff pki peer`, O=skiff:peers, a SAN for its
+    /// address in --peers). With --peer-key-file and --peer-trusted-ca-file the Raft port speaks
+    /// only mutual TLS: it admits clients whose certificate chains to that CA and is in the group
+    /// skiff:peers or system:masters, and this server presents the certificate to its peers.
+    /// Certificate and key are reloaded when their files change.
+    #[arg(long, requires_all = ["peer_key_file", "peer_trusted_ca_file"])]
+    pub peer_cert_file: Option<PathBuf>,
+    /// The peer certificate's private key (PEM).
+    #[arg(long, requires_all = ["peer_cert_file", "peer_trusted_ca_file"])]
+    pub peer_key_file: Option<PathBuf>,
+    /// The CA peer certificates (and admin clients' certificates) must chain to.
+    #[arg(long, requires_all = ["peer_cert_file", "peer_key_file"])]
+    pub peer_trusted_ca_file: Option<PathBuf>,
+    /// Encrypt Secrets at rest with the keys in this file (`encryption.keys` of the PKI
+    /// directory: `NAME:BASE64` lines, the first encrypts, all decrypt; followed for changes).
+    /// The same file on every server. See docs/encryption.md.
+    #[arg(long)]
+    pub encryption_key_file: Option<PathBuf>,
 }
 
 impl ServerArgs {
@@ -162,6 +195,10 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
     config.snapshot_logs = args.snapshot_logs;
     config.logs_after_snapshot = args.logs_after_snapshot;
     config.watch_window = args.watch_window;
+    if let (Some(cert), Some(key), Some(ca)) = (&args.peer_cert_file, &args.peer_key_file, &args.peer_trusted_ca_file) {
+        let files = skiff_raft::tls::TlsFiles { ca: ca.clone(), cert: cert.clone(), key: key.clone() };
+        config.tls = Some(skiff_raft::tls::PeerTls::load(&files).context("loading the Raft port's TLS files")?);
+    }
 
     let node = RaftNode::start(config).await.context("starting the server")?;
     tracing::info!(id = args.id, %raft_listen, api = %args.api_listen, "skiff server started");
@@ -169,8 +206,24 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen on {}", args.api_listen))?;
     let store: Arc<dyn skiff_store::Store> = node.clone();
+    let store = match &args.encryption_key_file {
+        Some(path) => crate::encryption::wrap(store, path).context("--encryption-key-file")?,
+        None => store,
+    };
     let agent_tls = agent_tls(&args)?;
-    let api_state = skiff_apiserver::ApiState::new(store, skiff_apiserver::ApiConfig { service_network, agent_tls });
+    let service_accounts = match (&args.service_account_signing_key_file, &args.service_account_key_file) {
+        (Some(signing), Some(public)) => Some(Arc::new(skiff_apiserver::serviceaccount::TokenIssuer::from_files(
+            signing,
+            public,
+            &args.service_account_issuer,
+            args.api_audiences.clone(),
+        )?)),
+        _ => None,
+    };
+    let api_state = skiff_apiserver::ApiState::new(
+        store.clone(),
+        skiff_apiserver::ApiConfig { service_network, agent_tls, service_accounts: service_accounts.clone() },
+    );
     let background = skiff_apiserver::spawn_background(api_state.clone());
     // The scheduler acts only while this server leads, through its own API port like any client.
     let local_api = match args.api_listen.ip().is_unspecified() {
@@ -183,21 +236,25 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         }
         _ => None,
     };
-    let component_client = component_client(&args, tls.as_ref(), &local_api.to_string())?;
-    let tokens = match &args.token_auth_file {
+    let mut tokens = match &args.token_auth_file {
         Some(path) => skiff_apiserver::authn::parse_token_file(path)?,
         None => Default::default(),
     };
-    let auth = Arc::new(skiff_apiserver::authn::Authenticator::new(args.client_ca_file.is_some(), tokens));
+    // The scheduler and the controllers reach this server's API as their own users, with tokens
+    // that live only in this process's memory, and are authorized by RBAC like any client.
+    let scheduler_client = component_client(tls.as_ref(), &local_api.to_string(), &mut tokens, SCHEDULER_USER)?;
+    let controllers_client = component_client(tls.as_ref(), &local_api.to_string(), &mut tokens, CONTROLLERS_USER)?;
+    let mut auth = skiff_apiserver::authn::Authenticator::new(args.client_ca_file.is_some(), tokens);
+    if let Some(issuer) = service_accounts {
+        auth = auth.with_service_accounts(issuer, store);
+    }
+    let auth = Arc::new(auth);
     let tls_config = tls.as_ref().map(crate::tls::server_config).transpose()?;
-    let controllers = tokio::spawn(skiff_controllers::manager::run(
-        component_client.clone(),
-        node.clone(),
-        args.controller_settings(),
-    ));
+    let controllers =
+        tokio::spawn(skiff_controllers::manager::run(controllers_client, node.clone(), args.controller_settings()));
     let scheduler = tokio::spawn(
         skiff_scheduler::runner::Runner {
-            client: component_client,
+            client: scheduler_client,
             leadership: node.clone(),
             retry: std::time::Duration::from_millis(500),
         }
@@ -237,24 +294,28 @@ async fn shutdown_signal() {
     }
 }
 
-/// The client the scheduler and controllers reach this server's API with: over TLS with their
-/// own certificate (or the serving one) when the port speaks TLS.
+/// The client a leader-only component (`user`) reaches this server's API with. Over TLS it trusts
+/// the cluster CA and authenticates with a random bearer token registered in `tokens` for `user`;
+/// the token never leaves this process.
 fn component_client(
-    args: &ServerArgs,
     tls: Option<&crate::tls::TlsFiles>,
     local_api: &str,
+    tokens: &mut std::collections::HashMap<String, skiff_apiserver::authn::UserInfo>,
+    user: &str,
 ) -> anyhow::Result<skiff_client::Client> {
     let Some(tls) = tls else {
         return Ok(skiff_client::Client::new(local_api));
     };
     let ca = tls.client_ca.as_ref().context("--tls-cert-file needs --client-ca-file for the components' identity")?;
-    let (cert, key) = match (&args.component_cert_file, &args.component_key_file) {
-        (Some(cert), Some(key)) => (cert, key),
-        _ => (&tls.cert, &tls.key),
+    let ca_pem = std::fs::read(ca).with_context(|| format!("reading {}", ca.display()))?;
+    let token: String = {
+        use rand::Rng;
+        let bytes: [u8; 32] = rand::thread_rng().gen();
+        bytes.iter().map(|b| format!("{b:02x}")).collect()
     };
-    let files = skiff_client::ClientTls::from_files(ca, cert, key).context("reading the components' certificate")?;
+    tokens.insert(token.clone(), skiff_apiserver::authn::UserInfo::new(user, "", &[]));
     // The serving certificate names this server's addresses, so the host we connect to is one.
-    Ok(skiff_client::Client::with_tls(local_api, &files)?)
+    Ok(skiff_client::Client::with_tls(local_api, &skiff_client::ClientTls::ca_only(ca_pem))?.with_bearer(&token))
 }
 
 /// With TLS on, the API server reaches node agents over TLS too, presenting the components'

@@ -1,5 +1,6 @@
 //! `skiff local up` / `skiff local down` and `skiff member list`, as a user runs them.
 
+use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 use std::process::Command;
 
@@ -33,22 +34,45 @@ fn local_up_lists_members_and_down_cleans_up() {
     let pids = pids(&state);
     assert_eq!(pids.len(), 3);
     assert!(std::path::Path::new(&format!("{d}/kubeconfig")).exists(), "kubeconfig written");
+    let kubeconfig = std::fs::read_to_string(format!("{d}/kubeconfig")).expect("kubeconfig");
+    assert!(kubeconfig.contains("server: \"https://127.0.0.1:"), "an https server URL: {kubeconfig}");
+    assert!(kubeconfig.contains("client-certificate-data:"), "admin credentials embedded");
+    let mode = std::fs::metadata(format!("{d}/kubeconfig")).expect("kubeconfig").permissions().mode();
+    assert_eq!(mode & 0o777, 0o600, "the admin kubeconfig is readable by its owner only");
+    assert!(std::path::Path::new(&format!("{d}/pki/ca.crt")).exists(), "the cluster CA is in DIR/pki");
+
+    // Nothing speaks plain HTTP, and anonymous callers get health and version only.
+    let v: serde_json::Value = serde_json::from_str(&state).expect("json");
+    for server in v["servers"].as_array().expect("servers") {
+        let api = server["api"].as_str().expect("api address");
+        let (code, body) = curl(&[&format!("http://{api}/api/v1/pods")]);
+        assert_eq!(code, 400, "plain HTTP to {api}: {body}");
+        assert!(body.contains("Client sent an HTTP request to an HTTPS server."), "{body}");
+        assert_eq!(curl(&["-k", &format!("https://{api}/api/v1/pods")]).0, 401, "anonymous list of pods on {api}");
+        assert_eq!(curl(&["-k", &format!("https://{api}/livez")]).0, 200, "anonymous /livez on {api}");
+    }
 
     // A second `up` on the same dir refuses instead of starting a second cluster.
     let (ok, _, err) = skiff(&["local", "up", "--dir", d]);
     assert!(!ok && err.contains("already holds a cluster"), "{err}");
 
-    let v: serde_json::Value = serde_json::from_str(&state).expect("json");
     let servers: Vec<String> =
         v["servers"].as_array().expect("servers").iter().filter_map(|s| s["raft"].as_str().map(String::from)).collect();
-    let (ok, out, err) = skiff(&["member", "list", "--server", &servers.join(","), "-o", "json"]);
+    // The Raft port speaks only mutual TLS: `skiff member` needs the admin certificate.
+    let pki = format!("{d}/pki");
+    let (ca, cert, key) = (format!("{pki}/ca.crt"), format!("{pki}/admin.crt"), format!("{pki}/admin.key"));
+    let creds = ["--ca-file", &ca, "--cert-file", &cert, "--key-file", &key];
+    let (ok, out, err) = skiff(&["member", "list", "--server", &servers[0]]);
+    assert!(!ok, "member list without a certificate is refused: {out}\n{err}");
+    let (ok, out, err) =
+        skiff(&[&["member", "list", "--server", &servers.join(","), "-o", "json"][..], &creds].concat());
     assert!(ok, "member list failed: {err}");
     let rows: serde_json::Value = serde_json::from_str(&out).expect("member list json");
     let rows = rows.as_array().expect("rows");
     assert_eq!(rows.len(), 3, "{out}");
     assert_eq!(rows.iter().filter(|r| r["role"] == "leader").count(), 1, "exactly one leader: {out}");
     assert!(rows.iter().all(|r| r["voter"] == true), "{out}");
-    let (ok, table, _) = skiff(&["member", "list", "--server", &servers[0]]);
+    let (ok, table, _) = skiff(&[&["member", "list", "--server", &servers[0]][..], &creds].concat());
     assert!(ok && table.starts_with("ID") && table.contains("leader"), "{table}");
 
     // The seeds' story, as the README tells it: the manifest unchanged (`image: nginx`, served
@@ -77,6 +101,11 @@ fn local_up_lists_members_and_down_cleans_up() {
     assert!(wide.contains("Running") && wide.contains(&ip) && wide.contains("skiff-local-1"), "{wide}");
     let page = http_get(&ip);
     assert!(page.contains("Welcome to skiff"), "{page}");
+    // Through the API servers to the agent's TLS endpoint, with the API servers' identity.
+    let (ok, out, err) = kubectl(&["logs", "nginx"]);
+    assert!(ok, "logs: {out}\n{err}");
+    let (ok, out, err) = kubectl(&["exec", "nginx", "--", "ls", "/"]);
+    assert!(ok && out.contains("bin"), "exec: {out}\n{err}");
 
     let (ok, out, err) = skiff(&["local", "down", "--dir", d]);
     assert!(ok, "local down failed: {out}\n{err}");
@@ -89,6 +118,16 @@ fn local_up_lists_members_and_down_cleans_up() {
     }
     assert!(!std::path::Path::new(&format!("{d}/cluster.json")).exists());
     assert!(!std::path::Path::new(&format!("{d}/server-1")).exists(), "data dirs removed");
+    assert!(!std::path::Path::new(&format!("{d}/pki")).exists(), "the PKI `up` created is removed");
+    assert!(!std::path::Path::new(&format!("{d}/kubeconfig")).exists(), "the kubeconfig is removed");
+}
+
+/// `curl -s` with `args`: the HTTP status (0 when there was no HTTP answer) and the body.
+fn curl(args: &[&str]) -> (u16, String) {
+    let out = Command::new("curl").args(["-s", "-w", "\n%{http_code}"]).args(args).output().expect("curl");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (body, code) = text.rsplit_once('\n').unwrap_or(("", &text));
+    (code.trim().parse().unwrap_or(0), body.to_string())
 }
 
 fn http_get(ip: &str) -> String {

@@ -96,8 +96,8 @@ async fn kubectl_over_tls_with_certificates_and_tokens() {
     .await;
     support::assert_has(&ns, "default");
 
-    // The scheduler and controllers reach the API over TLS with their certificate: a
-    // deployment's pods are created and bound.
+    // The scheduler and controllers reach the API over TLS as their own users, authorized by
+    // RBAC: a deployment's pods are created and bound.
     let tls = ClientTls::from_files(&ca, &dir.path().join("components.crt"), &dir.path().join("components.key"))
         .expect("client files");
     let clients: Vec<Client> =
@@ -130,10 +130,20 @@ async fn kubectl_over_tls_with_certificates_and_tokens() {
     let forged = write_kubeconfig(dir.path(), "forged.kubeconfig", &user_block);
     let forged = Kubectl { kubeconfig: forged, cache: dir.path().join("cache-forged") };
     support::assert_has(&forged.fails(&["get", "pods"]), "You must be logged in to the server");
-    // And with the token the file lists, it gets in.
+    // With the token the file lists it is authenticated, but has no permissions until a
+    // binding grants its group some.
     let robot = write_kubeconfig(dir.path(), "robot.kubeconfig", &user_block.replace("not-a-real-token", "tok-robot"));
     let robot = Kubectl { kubeconfig: robot, cache: dir.path().join("cache-robot") };
-    support::assert_has(&robot.ok(&["get", "ns"]), "kube-system");
+    support::assert_has(
+        &robot.fails(&["get", "ns"]),
+        "namespaces is forbidden: User \"robot\" cannot list resource \"namespaces\" in API group \"\" at the cluster scope",
+    );
+    k.ok(&["create", "clusterrolebinding", "bots-view", "--clusterrole=view", "--group=bots"]);
+    eventually("the binding to reach the authorizer", Duration::from_secs(10), || async {
+        let out = robot.run(&["get", "ns"]);
+        (out.ok && out.stdout.contains("kube-system")).then_some(())
+    })
+    .await;
 
     // Bearer tokens from the token file; an unknown token is refused even where anonymous
     // access would do.

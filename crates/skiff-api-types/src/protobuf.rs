@@ -807,6 +807,7 @@ static ROOTS: &[(&str, &str, &Msg)] = &[
     ("authorization.k8s.io/v1", "SelfSubjectAccessReview", &SELF_SUBJECT_ACCESS_REVIEW),
     ("authorization.k8s.io/v1", "SelfSubjectRulesReview", &SELF_SUBJECT_RULES_REVIEW),
     ("authentication.k8s.io/v1", "SelfSubjectReview", &SELF_SUBJECT_REVIEW),
+    ("authentication.k8s.io/v1", "TokenRequest", &TOKEN_REQUEST),
     ("coordination.k8s.io/v1", "Lease", &LEASE),
     ("rbac.authorization.k8s.io/v1", "Role", &ROLE),
     ("rbac.authorization.k8s.io/v1", "ClusterRole", &CLUSTER_ROLE),
@@ -1919,6 +1920,28 @@ static SELF_SUBJECT_RULES_REVIEW: Msg = msg(
 );
 static SELF_SUBJECT_REVIEW: Msg =
     msg("SelfSubjectReview", &[one(1, "metadata", M(&OBJECT_META)), one(2, "status", M(&SELF_SUBJECT_REVIEW_STATUS))]);
+static TOKEN_REQUEST: Msg = msg(
+    "TokenRequest",
+    &[
+        one(1, "metadata", M(&OBJECT_META)),
+        one(2, "spec", M(&TOKEN_REQUEST_SPEC)),
+        one(3, "status", M(&TOKEN_REQUEST_STATUS)),
+    ],
+);
+static TOKEN_REQUEST_SPEC: Msg = msg(
+    "TokenRequestSpec",
+    &[
+        list(1, "audiences", Str),
+        one(3, "boundObjectRef", M(&BOUND_OBJECT_REFERENCE)),
+        one(4, "expirationSeconds", I64),
+    ],
+);
+static BOUND_OBJECT_REFERENCE: Msg = msg(
+    "BoundObjectReference",
+    &[one(1, "kind", Str), one(2, "apiVersion", Str), one(3, "name", Str), one(4, "uid", Str)],
+);
+static TOKEN_REQUEST_STATUS: Msg =
+    msg("TokenRequestStatus", &[one(1, "token", Str), one(2, "expirationTimestamp", Time)]);
 static SELF_SUBJECT_REVIEW_STATUS: Msg = msg("SelfSubjectReviewStatus", &[one(1, "userInfo", M(&USER_INFO))]);
 // `extra` (field 4, a map of string lists) is left out: clients never send it in a review request.
 static USER_INFO: Msg = msg("UserInfo", &[one(1, "username", Str), one(2, "uid", Str), list(3, "groups", Str)]);

@@ -139,6 +139,17 @@ const POD_SUBRESOURCES: &[Subresource] = &[
     Subresource { name: "log", group: "", version: "v1", kind: "Pod", verbs: GET_ONLY },
 ];
 
+const SERVICE_ACCOUNT_SUBS: &[Subresource] = &[
+    // TokenRequest: a signed, expiring token for the account, optionally bound to a pod or secret.
+    Subresource {
+        name: "token",
+        group: "authentication.k8s.io",
+        version: "v1",
+        kind: "TokenRequest",
+        verbs: CREATE_ONLY,
+    },
+];
+
 macro_rules! resource {
     ($group:expr, $version:expr, $kind:expr, $plural:expr, $singular:expr, namespaced: $ns:expr,
      short: $short:expr, categories: $cat:expr, verbs: $verbs:expr, sub: $sub:expr, schema: $schema:expr
@@ -200,7 +211,7 @@ pub static RESOURCES: &[Resource] = &[
     resource!("", "v1", "Secret", "secrets", "secret", namespaced: true, short: NONE, categories: NONE,
         verbs: ALL_VERBS, sub: &[], schema: "io.k8s.api.core.v1.Secret"),
     resource!("", "v1", "ServiceAccount", "serviceaccounts", "serviceaccount", namespaced: true, short: &["sa"],
-        categories: NONE, verbs: ALL_VERBS, sub: &[], schema: "io.k8s.api.core.v1.ServiceAccount"),
+        categories: NONE, verbs: ALL_VERBS, sub: SERVICE_ACCOUNT_SUBS, schema: "io.k8s.api.core.v1.ServiceAccount"),
     resource!("", "v1", "Event", "events", "event", namespaced: true, short: &["ev"], categories: NONE,
         verbs: ALL_VERBS, sub: &[], schema: "io.k8s.api.core.v1.Event"),
     resource!("", "v1", "ResourceQuota", "resourcequotas", "resourcequota", namespaced: true, short: &["quota"],

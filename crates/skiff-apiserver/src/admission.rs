@@ -40,6 +40,21 @@ pub fn check_shape(
     }
 }
 
+/// Node restriction: an agent may create only its own Node and its own Lease (the authorizer
+/// cannot see the name of an object being created; it is in the body).
+pub fn node_restriction(user: &crate::authn::UserInfo, r: &Resource, obj: &Value) -> Result<(), ApiError> {
+    let Some(node) = crate::authz::node::node_name(user) else { return Ok(()) };
+    let own = matches!((r.group, r.plural), ("", "nodes") | ("coordination.k8s.io", "leases"));
+    let name = objects::meta_str(obj, "name").unwrap_or("");
+    if own && name != node {
+        return Err(ApiError::Forbidden(format!(
+            "{} \"{name}\" is forbidden: node \"{node}\" is not allowed to create {} other than its own",
+            r.plural, r.plural
+        )));
+    }
+    Ok(())
+}
+
 /// Sets apiVersion and kind, and rejects a body that names another kind.
 pub fn check_kind(r: &Resource, obj: &mut Value) -> Result<(), ApiError> {
     if !obj.is_object() {

@@ -16,6 +16,10 @@ use axum::response::IntoResponse;
 use axum::response::Response;
 use std::sync::Arc;
 
+use skiff_store::Store;
+
+use crate::serviceaccount::SharedIssuer;
+
 /// An authenticated user.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UserInfo {
@@ -55,31 +59,76 @@ pub enum TokenFileError {
 pub struct InvalidToken;
 
 /// How requests are authenticated on this server.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct Authenticator {
     /// Whether a request needs an identity (off only for plaintext development servers, which
     /// have no way to verify one).
     pub required: bool,
     tokens: HashMap<String, UserInfo>,
+    /// Verifies service-account tokens, and the store their account and bound object are
+    /// checked in.
+    service_accounts: Option<(SharedIssuer, Arc<dyn Store>)>,
+}
+
+impl std::fmt::Debug for Authenticator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Authenticator")
+            .field("required", &self.required)
+            .field("tokens", &self.tokens.len())
+            .field("service_accounts", &self.service_accounts.as_ref().map(|(issuer, _)| issuer))
+            .finish()
+    }
 }
 
 impl Authenticator {
     /// Authentication required, with the bearer tokens of `tokens` (see [`parse_token_file`]).
     pub fn new(required: bool, tokens: HashMap<String, UserInfo>) -> Self {
-        Self { required, tokens }
+        Self { required, tokens, service_accounts: None }
+    }
+
+    /// Also accept service-account tokens `issuer` verifies, checked against `store`.
+    pub fn with_service_accounts(mut self, issuer: SharedIssuer, store: Arc<dyn Store>) -> Self {
+        self.service_accounts = Some((issuer, store));
+        self
     }
 
     /// The user a request authenticates as: its verified client certificate first, else its
     /// bearer token. `Err` for a bearer token that matches no one (upstream answers 401 then,
     /// even where anonymous access would do).
-    pub fn authenticate(&self, request: &Request) -> Result<Option<UserInfo>, InvalidToken> {
-        if let Some(user) = request.extensions().get::<UserInfo>() {
+    pub fn authenticate(
+        &self,
+        request: &Request,
+    ) -> impl std::future::Future<Output = Result<Option<UserInfo>, InvalidToken>> + Send + '_ {
+        // A request's body is not Sync, so the future holds only what the checks need.
+        let cert_user = request.extensions().get::<UserInfo>().cloned();
+        let headers = request.headers().clone();
+        async move { self.authenticate_parts(cert_user, &headers).await }
+    }
+
+    async fn authenticate_parts(
+        &self,
+        cert_user: Option<UserInfo>,
+        headers: &axum::http::HeaderMap,
+    ) -> Result<Option<UserInfo>, InvalidToken> {
+        if let Some(user) = cert_user {
+            return Ok(Some(user));
+        }
+        let header = headers.get(axum::http::header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+        let Some(token) = header.and_then(|h| h.strip_prefix("Bearer ")).map(str::trim) else {
+            return Ok(None);
+        };
+        if let Some(user) = self.tokens.get(token) {
             return Ok(Some(user.clone()));
         }
-        let header = request.headers().get(axum::http::header::AUTHORIZATION).and_then(|v| v.to_str().ok());
-        match header.and_then(|h| h.strip_prefix("Bearer ")).map(str::trim) {
-            Some(token) => self.tokens.get(token).cloned().map(Some).ok_or(InvalidToken),
-            None => Ok(None),
+        match &self.service_accounts {
+            Some((issuer, store)) => match issuer.authenticate(store.as_ref(), token).await {
+                Ok(user) => Ok(Some(user)),
+                Err(e) => {
+                    tracing::debug!("bearer token refused: {e}");
+                    Err(InvalidToken)
+                }
+            },
+            None => Err(InvalidToken),
         }
     }
 }
@@ -123,7 +172,7 @@ fn parse_tokens(text: &str) -> Result<HashMap<String, UserInfo>, TokenFileError>
 /// an anonymous one goes on only to a public path (or when authentication is off); a bad token
 /// or a missing identity gets upstream's 401 `Status`.
 pub async fn require(State(auth): State<Arc<Authenticator>>, mut request: Request, next: Next) -> Response {
-    match auth.authenticate(&request) {
+    match auth.authenticate(&request).await {
         Ok(Some(user)) => {
             request.extensions_mut().insert(user);
             next.run(request).await
@@ -166,18 +215,18 @@ mod tests {
         builder.body(axum::body::Body::empty()).expect("request")
     }
 
-    #[test]
-    fn certificates_win_and_unknown_tokens_fail() {
+    #[tokio::test]
+    async fn certificates_win_and_unknown_tokens_fail() {
         let tokens = parse_tokens("good,carol,7").expect("valid");
         let auth = Authenticator::new(true, tokens);
-        assert_eq!(auth.authenticate(&request("/api", None)), Ok(None));
+        assert_eq!(auth.authenticate(&request("/api", None)).await, Ok(None));
         assert_eq!(
-            auth.authenticate(&request("/api", Some("good"))).ok().flatten().map(|u| u.name),
+            auth.authenticate(&request("/api", Some("good"))).await.ok().flatten().map(|u| u.name),
             Some("carol".into())
         );
-        assert_eq!(auth.authenticate(&request("/api", Some("bad"))), Err(InvalidToken));
+        assert_eq!(auth.authenticate(&request("/api", Some("bad"))).await, Err(InvalidToken));
         let mut with_cert = request("/api", Some("bad"));
         with_cert.extensions_mut().insert(UserInfo::new("admin", "", &["system:masters".to_string()]));
-        assert_eq!(auth.authenticate(&with_cert).ok().flatten().map(|u| u.name), Some("admin".into()));
+        assert_eq!(auth.authenticate(&with_cert).await.ok().flatten().map(|u| u.name), Some("admin".into()));
     }
 }

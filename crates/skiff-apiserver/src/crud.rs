@@ -323,6 +323,7 @@ pub async fn create(
     q: &Query,
     headers: &HeaderMap,
     raw: &[u8],
+    user: Option<&crate::authn::UserInfo>,
 ) -> Result<Response, ApiError> {
     let r = p.resource;
     let mut obj = crate::body::decode_object(headers, raw)?;
@@ -330,10 +331,13 @@ pub async fn create(
     admission::check_kind(r, &mut obj)?;
     let warnings = admission::check_shape(r, &obj, is_json.then_some(raw), FieldValidation::from_query(q)?)?;
     if r.storage == skiff_api_types::registry::Storage::Virtual {
-        let answer = crate::reviews::answer(r, obj)?;
+        let answer = crate::reviews::answer(state, user, r, obj).await?;
         return output::object(r, &answer, Shape::Object, q, StatusCode::CREATED, &warnings);
     }
     admission::check_namespace(r, &mut obj, p.namespace.as_deref())?;
+    if let Some(user) = user {
+        admission::node_restriction(user, r, &obj)?;
+    }
     admission::prepare_create(r, &mut obj)?;
     let dry_run = q.dry_run()?;
     let created = create_object(state, r, obj, &manager(q, headers), dry_run).await?;

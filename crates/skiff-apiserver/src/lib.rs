@@ -6,6 +6,7 @@
 
 mod admission;
 pub mod authn;
+pub mod authz;
 mod body;
 mod crud;
 mod discovery;
@@ -20,6 +21,7 @@ mod pod_stream;
 mod request;
 mod reviews;
 pub mod service_ips;
+pub mod serviceaccount;
 mod state;
 mod watch;
 
@@ -45,10 +47,12 @@ pub fn router(state: Arc<ApiState>) -> Router {
     Router::new().fallback(dispatch).with_state(state)
 }
 
-/// Background work every API server does: the system namespaces and `kubernetes` Service, and
-/// finishing deleted namespaces.
+/// Background work every API server does: the system namespaces, the `kubernetes` Service and
+/// the bootstrap RBAC roles, finishing deleted namespaces, and keeping the RBAC cache current.
 pub fn spawn_background(state: Arc<ApiState>) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(namespaces::run(state))
+    tokio::spawn(async move {
+        tokio::join!(namespaces::run(state.clone()), authz::cache::run(state));
+    })
 }
 
 async fn dispatch(State(state): State<Arc<ApiState>>, request: axum::extract::Request) -> Response {
@@ -57,12 +61,13 @@ async fn dispatch(State(state): State<Arc<ApiState>>, request: axum::extract::Re
     if let Some(response) = pod_stream::intercept(&state, &mut parts).await {
         return response;
     }
+    let user = parts.extensions.get::<authn::UserInfo>().cloned();
     let (method, uri, headers) = (parts.method, parts.uri, parts.headers);
     let path = uri.path().to_string();
     let started = std::time::Instant::now();
     let labels = metrics::RequestLabels::of(&method, &uri, &headers);
     let inflight = metrics::Inflight::start(&labels);
-    let result = route(state, &method, &uri, &headers, body).await;
+    let result = route(state, &method, &uri, &headers, body, user.as_ref()).await;
     drop(inflight);
     let response = result.unwrap_or_else(IntoResponse::into_response);
     let code = response.status().as_u16();
@@ -78,6 +83,7 @@ async fn route(
     uri: &Uri,
     headers: &HeaderMap,
     body: Body,
+    user: Option<&authn::UserInfo>,
 ) -> Result<Response, ApiError> {
     let path = uri.path();
     let q = Query::parse(uri.query());
@@ -127,11 +133,15 @@ async fn route(
         }
         (Method::POST, None) => {
             verb_ok("create")?;
-            crud::create(&state, &p, &q, headers, &raw).await
+            crud::create(&state, &p, &q, headers, &raw, user).await
         }
         (Method::POST, Some(name)) if p.subresource.as_deref() == Some("binding") => {
             verb_ok("create")?;
             bind_pod(&state, &p, &name, &q, headers, &raw).await
+        }
+        (Method::POST, Some(name)) if p.subresource.as_deref() == Some("token") => {
+            verb_ok("create")?;
+            token_request(&state, &p, &name, headers, &raw).await
         }
         (Method::PUT, Some(name)) => {
             verb_ok("update")?;
@@ -163,6 +173,25 @@ fn fence_of(headers: &HeaderMap) -> Result<Option<u64>, ApiError> {
     fence.map(Some).ok_or_else(|| {
         ApiError::BadRequest(format!("the {FENCE_HEADER} header must be a Raft term (an unsigned integer)"))
     })
+}
+
+/// `POST serviceaccounts/NAME/token`: a signed token for the account.
+async fn token_request(
+    state: &ApiState,
+    p: &request::ResourcePath,
+    name: &str,
+    headers: &HeaderMap,
+    raw: &[u8],
+) -> Result<Response, ApiError> {
+    let Some(issuer) = &state.config.service_accounts else {
+        return Err(ApiError::Unavailable(
+            "this server has no service-account signing key (--service-account-signing-key-file)".into(),
+        ));
+    };
+    let request = body::decode_object(headers, raw)?;
+    let namespace = p.namespace.as_deref().unwrap_or("default");
+    let answer = serviceaccount::token_request(issuer, state.store.as_ref(), namespace, name, request).await?;
+    Ok(output::json_with(StatusCode::CREATED, "application/json", &answer))
 }
 
 /// `POST pods/NAME/binding`: sets `spec.nodeName` once (a second binding is a conflict).

@@ -74,6 +74,24 @@ async fn bootstrap(state: &ApiState) -> Result<(), StoreError> {
             "status": {"loadBalancer": {}}});
         create_if_absent(state, &key, &svc).await?;
     }
+    let rbac = |plural: &str| {
+        registry::find("rbac.authorization.k8s.io", "v1", plural)
+            .ok_or_else(|| StoreError::Internal(format!("no {plural}")))
+    };
+    let (roles, bindings) = (rbac("clusterroles")?, rbac("clusterrolebindings")?);
+    let defaults = crate::authz::bootstrap::cluster_roles()
+        .into_iter()
+        .map(|r| (roles, r))
+        .chain(crate::authz::bootstrap::cluster_role_bindings().into_iter().map(|b| (bindings, b)));
+    for (resource, mut obj) in defaults {
+        let name = objects::meta_str(&obj, "name").unwrap_or("").to_string();
+        let key = resource.key(None, &name);
+        if state.store.get(&key, Consistency::Linearizable).await?.is_none() {
+            obj["metadata"]["uid"] = uuid::Uuid::new_v4().to_string().into();
+            obj["metadata"]["creationTimestamp"] = objects::now().into();
+            create_if_absent(state, &key, &obj).await?;
+        }
+    }
     Ok(())
 }
 

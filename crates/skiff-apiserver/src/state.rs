@@ -16,6 +16,8 @@ pub struct ApiConfig {
     /// How to reach node agents (logs, exec, attach, port-forward): TLS with this server's
     /// component certificate, or plain HTTP when `None`.
     pub agent_tls: Option<Arc<rustls::ClientConfig>>,
+    /// Signs service-account tokens for the TokenRequest API (none: the API is unavailable).
+    pub service_accounts: Option<crate::serviceaccount::SharedIssuer>,
 }
 
 impl std::fmt::Debug for ApiConfig {
@@ -23,6 +25,7 @@ impl std::fmt::Debug for ApiConfig {
         f.debug_struct("ApiConfig")
             .field("service_network", &self.service_network)
             .field("agent_tls", &self.agent_tls.is_some())
+            .field("service_accounts", &self.service_accounts)
             .finish()
     }
 }
@@ -42,6 +45,8 @@ pub struct ApiState {
     pub schemas: Arc<Map<String, Value>>,
     /// `/openapi/v3/<path>` documents.
     pub openapi: Arc<BTreeMap<String, OpenApiDoc>>,
+    /// Who may do what (used only for requests that carry an authenticated user).
+    pub authorizer: Arc<crate::authz::Authorizer>,
 }
 
 impl ApiState {
@@ -55,7 +60,13 @@ impl ApiState {
                 (path, OpenApiDoc { hash, body: bytes::Bytes::from(body) })
             })
             .collect();
-        Arc::new(Self { store, config, schemas: Arc::new(schemas), openapi: Arc::new(openapi) })
+        Arc::new(Self {
+            store,
+            config,
+            schemas: Arc::new(schemas),
+            openapi: Arc::new(openapi),
+            authorizer: Default::default(),
+        })
     }
 
     /// This state with every write fenced by `fence` (the `X-Skiff-Fence` header): a

@@ -102,16 +102,23 @@ impl ClientTls {
         for cert in CertificateDer::pem_slice_iter(&self.ca_pem) {
             roots.add(cert.map_err(|e| bad("CA", &e))?).map_err(|e| bad("CA", &e))?;
         }
+        let builder = rustls::ClientConfig::builder_with_provider(crypto_provider())
+            .with_safe_default_protocol_versions()
+            .map_err(|e| bad("versions", &e))?
+            .with_root_certificates(roots);
+        if self.cert_pem.is_empty() {
+            return Ok(builder.with_no_client_auth());
+        }
         let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&self.cert_pem)
             .collect::<Result<_, _>>()
             .map_err(|e| bad("client certificate", &e))?;
         let key = PrivateKeyDer::from_pem_slice(&self.key_pem).map_err(|e| bad("client key", &e))?;
-        rustls::ClientConfig::builder_with_provider(crypto_provider())
-            .with_safe_default_protocol_versions()
-            .map_err(|e| bad("versions", &e))?
-            .with_root_certificates(roots)
-            .with_client_auth_cert(chain, key)
-            .map_err(|e| bad("client certificate", &e))
+        builder.with_client_auth_cert(chain, key).map_err(|e| bad("client certificate", &e))
+    }
+
+    /// Trust `ca_pem` and present no certificate (the identity then comes from a bearer token).
+    pub fn ca_only(ca_pem: Vec<u8>) -> Self {
+        Self { ca_pem, cert_pem: Vec::new(), key_pem: Vec::new() }
     }
 
     /// Reads the three PEM files.
@@ -129,6 +136,8 @@ pub struct Client {
     current: Arc<std::sync::atomic::AtomicUsize>,
     http: hyper_util::client::legacy::Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
     fence: Option<u64>,
+    /// Sent as `Authorization: Bearer ...`.
+    bearer: Option<Arc<str>>,
     timeout: Duration,
 }
 
@@ -185,6 +194,7 @@ impl Client {
             current: Arc::new(std::sync::atomic::AtomicUsize::new(0)),
             http,
             fence: None,
+            bearer: None,
             timeout: Duration::from_secs(10),
         }
     }
@@ -210,6 +220,11 @@ impl Client {
             std::sync::atomic::Ordering::AcqRel,
             std::sync::atomic::Ordering::Acquire,
         );
+    }
+
+    /// This client authenticating every request with the bearer token `token`.
+    pub fn with_bearer(&self, token: &str) -> Self {
+        Self { bearer: Some(token.into()), ..self.clone() }
     }
 
     /// This client with every request carrying `fence` (a leadership's fencing token).
@@ -241,6 +256,9 @@ impl Client {
             .header("content-type", content_type);
         if let Some(fence) = self.fence {
             request = request.header(FENCE_HEADER, fence.to_string());
+        }
+        if let Some(token) = &self.bearer {
+            request = request.header("authorization", format!("Bearer {token}"));
         }
         let request = request
             .body(Full::new(Bytes::from(body)))
@@ -324,6 +342,12 @@ impl Client {
         Self::decode(&self.send("PATCH", path, "application/strategic-merge-patch+json", body).await?)
     }
 
+    /// Replaces the object at `path` with `body` (PUT).
+    pub async fn update<B: Serialize, T: DeserializeOwned>(&self, path: &str, body: &B) -> Result<T, ClientError> {
+        let body = Self::encode(body)?;
+        Self::decode(&self.send("PUT", path, "application/json", body).await?)
+    }
+
     /// A JSON merge patch (RFC 7386).
     pub async fn patch_merge<T: DeserializeOwned>(&self, path: &str, patch: &Value) -> Result<T, ClientError> {
         let body = Self::encode(patch)?;
@@ -350,6 +374,9 @@ impl Client {
         let mut request = hyper::Request::builder().method("GET").uri(uri).header("accept", "application/json");
         if let Some(fence) = self.fence {
             request = request.header(FENCE_HEADER, fence.to_string());
+        }
+        if let Some(token) = &self.bearer {
+            request = request.header("authorization", format!("Bearer {token}"));
         }
         let request =
             request.body(Full::new(Bytes::new())).map_err(|e| ClientError::Transport(format!("bad request: {e}")))?;

@@ -4,12 +4,14 @@
 //! ```text
 //! ca.crt  ca.key      the cluster CA (ECDSA P-256, self-signed, 10 years)
 //! sa.key  sa.pub      the service-account token signing key pair (ECDSA P-256)
+//! encryption.keys     the keys that encrypt Secrets at rest (see [`encryption`])
 //! STEM.crt STEM.key   certificates issued with `Issued::write`
 //! ```
 //!
 //! Keys are written 0600 and certificates 0644; see `docs/pki.md`.
 
 mod der;
+pub mod encryption;
 mod files;
 mod kubeconfig;
 pub mod reload;
@@ -33,6 +35,9 @@ use rcgen::SanType;
 use rcgen::SerialNumber;
 use rcgen::PKCS_ECDSA_P256_SHA256;
 
+pub use encryption::read_encryption_keys;
+pub use encryption::EncryptionKey;
+pub use encryption::ENCRYPTION_KEYS;
 pub use kubeconfig::kubeconfig;
 /// The timestamp type of [`Pki::ca_not_after`] and [`Issued::not_after`].
 pub use time::OffsetDateTime;
@@ -47,6 +52,11 @@ pub const SA_KEY: &str = "sa.key";
 pub const SA_PUB: &str = "sa.pub";
 /// The CA's subject common name.
 pub const CA_COMMON_NAME: &str = "skiff-ca";
+/// The organization (group) of a server's peer certificate: what the Raft port requires of a
+/// server (see [`Pki::issue_peer`]).
+pub const PEER_GROUP: &str = "skiff:peers";
+/// The Kubernetes superuser group; the Raft port also admits it (admin tools).
+pub const MASTERS_GROUP: &str = "system:masters";
 
 /// Ten years, leap days included.
 const CA_VALIDITY: Duration = Duration::from_secs(3653 * 24 * 60 * 60);
@@ -152,10 +162,10 @@ impl fmt::Debug for Pki {
 
 impl Pki {
     /// Creates what is missing of a PKI in `dir` (the directory itself with mode 0700, the CA,
-    /// the service-account key pair) and loads it. Never overwrites: run on an existing PKI it
-    /// only loads it, so every member can run it at startup. Half a pair (a certificate without
-    /// its key) is an error rather than a reason to generate a new CA. A missing `sa.pub` is
-    /// derived from `sa.key`.
+    /// the service-account key pair, the encryption key file) and loads it. Never overwrites:
+    /// run on an existing PKI it only loads it, so every member can run it at startup. Half a
+    /// pair (a certificate without its key) is an error rather than a reason to generate a new
+    /// CA. A missing `sa.pub` is derived from `sa.key`.
     pub fn init(dir: impl AsRef<Path>) -> Result<Pki, PkiError> {
         let dir = dir.as_ref();
         files::ensure_dir(dir)?;
@@ -190,6 +200,7 @@ impl Pki {
             (false, true) => return Err(PkiError::Incomplete { present: sa_pub, missing: sa_key }),
         }
 
+        encryption::ensure_key_file(dir)?;
         Pki::open(dir)
     }
 
@@ -256,6 +267,20 @@ impl Pki {
     /// clients ignore the CN). Its extended key usages are serverAuth and clientAuth, because
     /// servers present the same certificate when they talk to each other over mutual TLS.
     pub fn issue_server(&self, common_name: &str, sans: &[String], validity: Duration) -> Result<Issued, PkiError> {
+        let params = self.serving_params(common_name, sans, validity)?;
+        let key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256)?;
+        let cert = params.signed_by(&key, &self.issuer)?;
+        Ok(Issued { cert_pem: cert.pem(), key_pem: key.serialize_pem() })
+    }
+
+    /// What serving and peer certificates share: the CN, the SANs (at least one) and the
+    /// extended key usages serverAuth and clientAuth.
+    fn serving_params(
+        &self,
+        common_name: &str,
+        sans: &[String],
+        validity: Duration,
+    ) -> Result<CertificateParams, PkiError> {
         check_text("common name", common_name)?;
         if sans.is_empty() {
             return Err(PkiError::Invalid {
@@ -267,9 +292,22 @@ impl Pki {
         params.distinguished_name.push(DnType::CommonName, common_name);
         params.subject_alt_names = sans.iter().map(|san| parse_san(san)).collect::<Result<_, _>>()?;
         params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth, ExtendedKeyUsagePurpose::ClientAuth];
+        Ok(params)
+    }
+
+    /// A peer certificate for the Raft port of server `name`: CN = name, O = [`PEER_GROUP`], the
+    /// subject alternative names `sans` (as [`Pki::issue_server`]: the addresses peers dial it
+    /// at) and extended key usages serverAuth and clientAuth, since a server presents it both
+    /// when it accepts a peer's connection and when it connects to a peer. The group is what
+    /// makes it a peer's certificate: the Raft port refuses cluster-signed certificates of
+    /// other groups (agents, users).
+    pub fn issue_peer(&self, name: &str, sans: &[String], validity: Duration) -> Result<Issued, PkiError> {
+        let params = self.serving_params(name, sans, validity)?;
         let key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256)?;
         let cert = params.signed_by(&key, &self.issuer)?;
-        Ok(Issued { cert_pem: cert.pem(), key_pem: key.serialize_pem() })
+        let subject = der::client_subject(name, &[PEER_GROUP.to_string()]);
+        let der = der::replace_subject(cert.der(), &subject, self.issuer.key())?;
+        Ok(Issued { cert_pem: der::pem("CERTIFICATE", &der), key_pem: key.serialize_pem() })
     }
 
     /// A client certificate for `user` in `groups`: CN = user and one O attribute per group, in
@@ -315,6 +353,24 @@ impl Pki {
         params.use_authority_key_identifier_extension = true;
         Ok(params)
     }
+}
+
+/// Who a certificate names, as the Kubernetes x509 authenticator reads it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identity {
+    /// The subject's common name (the user name); empty when there is none.
+    pub common_name: String,
+    /// The subject's organizations (the groups), in order.
+    pub groups: Vec<String>,
+}
+
+/// The identity in the subject of `cert_der` (one DER certificate); `None` if it does not parse.
+pub fn identity(cert_der: &[u8]) -> Option<Identity> {
+    let (_, cert) = x509_parser::parse_x509_certificate(cert_der).ok()?;
+    let subject = cert.subject();
+    let common_name = subject.iter_common_name().next().and_then(|a| a.as_str().ok()).unwrap_or_default().to_string();
+    let groups = subject.iter_organization().filter_map(|o| o.as_str().ok()).map(str::to_string).collect();
+    Some(Identity { common_name, groups })
 }
 
 fn ca_params() -> Result<CertificateParams, PkiError> {

@@ -1,6 +1,7 @@
-//! A serving certificate that follows its files: servers hand [`ReloadingCert`] to rustls as
-//! their certificate resolver and call [`ReloadingCert::reload_if_changed`] now and then, so a
-//! renewed certificate is served without a restart. A change that does not load (a half-written
+//! A certificate that follows its files: servers hand [`ReloadingCert`] to rustls as their
+//! certificate resolver (serving, and as a client for mutual TLS between servers) and call
+//! [`ReloadingCert::reload_if_changed`] now and then, so a renewed certificate is used without a
+//! restart. A change that does not load (a half-written
 //! file, a key that does not match the certificate) keeps the old certificate and is retried.
 
 use std::path::Path;
@@ -9,6 +10,7 @@ use std::sync::Arc;
 use std::sync::RwLock;
 use std::time::SystemTime;
 
+use rustls::client::ResolvesClientCert;
 use rustls::server::ClientHello;
 use rustls::server::ResolvesServerCert;
 use rustls::sign::CertifiedKey;
@@ -54,7 +56,7 @@ fn certified_key(cert: &Path, key: &Path) -> Result<CertifiedKey, LoadError> {
     Ok(certified)
 }
 
-/// The serving certificate, swapped for the new one when its files change.
+/// The certificate, swapped for the new one when its files change.
 #[derive(Debug)]
 pub struct ReloadingCert {
     cert: PathBuf,
@@ -101,5 +103,21 @@ impl ReloadingCert {
 impl ResolvesServerCert for ReloadingCert {
     fn resolve(&self, _hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
         self.current.read().ok().map(|c| c.0.clone())
+    }
+}
+
+/// The same certificate presented as a client certificate (mutual TLS between servers). It is
+/// offered whatever CA the server hints at: the server decides whether it is acceptable.
+impl ResolvesClientCert for ReloadingCert {
+    fn resolve(
+        &self,
+        _root_hint_subjects: &[&[u8]],
+        _sigschemes: &[rustls::SignatureScheme],
+    ) -> Option<Arc<CertifiedKey>> {
+        self.current.read().ok().map(|c| c.0.clone())
+    }
+
+    fn has_certs(&self) -> bool {
+        true
     }
 }

@@ -92,7 +92,7 @@ fn init_creates_private_files_and_is_idempotent() {
         .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
         .collect();
     names.sort();
-    assert_eq!(names, ["ca.crt", "ca.key", "sa.key", "sa.pub"], "no temporary files left behind");
+    assert_eq!(names, ["ca.crt", "ca.key", "encryption.keys", "sa.key", "sa.pub"], "no temporary files left behind");
 
     let read_all = || [CA_CERT, CA_KEY, SA_KEY, SA_PUB].map(|name| fs::read(dir.join(name)).expect("read"));
     let before = read_all();
@@ -213,6 +213,40 @@ fn client_certificate_without_groups_has_only_a_cn() {
     assert_issued_by_ca(&cert, &parse(&ca_der));
     assert_eq!(common_name(&cert), "system:kube-scheduler");
     assert!(organizations(&cert).is_empty());
+}
+
+#[test]
+fn peer_certificate_is_a_serving_certificate_in_the_peer_group() {
+    let (_tmp, pki) = pki();
+    let sans = ["10.0.0.1", "skiff-0.example.com"].map(String::from);
+    let issued = pki.issue_peer("skiff-0", &sans, 30 * DAY).expect("issue");
+    let ca_der = der_of(pki.ca_pem());
+    let der = der_of(&issued.cert_pem);
+    let cert = parse(&der);
+    assert_issued_by_ca(&cert, &parse(&ca_der));
+    assert_validity(&cert, 30 * DAY);
+    assert_eq!(common_name(&cert), "skiff-0");
+    assert_eq!(organizations(&cert), [PEER_GROUP]);
+    let eku = cert.extended_key_usage().expect("one EKU").expect("EKU present").value;
+    assert!(eku.server_auth && eku.client_auth && !eku.any && eku.other.is_empty());
+    let san = cert.subject_alternative_name().expect("one SAN extension").expect("SANs present");
+    assert_eq!(san.value.general_names.len(), 2);
+    let key = KeyPair::from_pem(&issued.key_pem).expect("PKCS#8 key");
+    assert_eq!(cert.public_key().raw, key.subject_public_key_info().as_slice());
+    assert_eq!(identity(&der), Some(Identity { common_name: "skiff-0".into(), groups: vec![PEER_GROUP.to_string()] }));
+    assert!(matches!(pki.issue_peer("skiff-0", &[], DAY), Err(PkiError::Invalid { .. })));
+}
+
+#[test]
+fn identity_reads_user_and_groups() {
+    let (_tmp, pki) = pki();
+    let groups = ["system:nodes", "b"].map(String::from);
+    let issued = pki.issue_client("system:node:x", &groups, DAY).expect("issue");
+    let id = identity(&der_of(&issued.cert_pem)).expect("identity");
+    assert_eq!((id.common_name.as_str(), id.groups.as_slice()), ("system:node:x", &groups[..]));
+    let server = pki.issue_server("s", &["s".to_string()], DAY).expect("issue");
+    assert!(identity(&der_of(&server.cert_pem)).expect("identity").groups.is_empty());
+    assert_eq!(identity(b"not a certificate"), None);
 }
 
 #[test]

@@ -7,6 +7,7 @@
 
 use std::sync::atomic::AtomicUsize;
 use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -25,7 +26,8 @@ use skiff_store::Write;
 use tonic::transport::Channel;
 
 use crate::codec::decode;
-use crate::network::channel;
+use crate::network::channel_with;
+use crate::network::describe;
 use crate::network::never_sent;
 use crate::network::MAX_MESSAGE;
 use crate::node::members_from_pb;
@@ -34,6 +36,8 @@ use crate::node::NodeStatus;
 use crate::pb;
 use crate::pb::cluster_client::ClusterClient;
 use crate::pb::kv_client::KvClient;
+use crate::tls::client_tls;
+use crate::tls::TlsFiles;
 
 /// A client of the servers at `endpoints` (their Raft addresses).
 pub struct RemoteStore {
@@ -46,18 +50,46 @@ pub struct RemoteStore {
 fn transport_error(endpoint: &str, s: tonic::Status) -> StoreError {
     match s.code() {
         tonic::Code::DeadlineExceeded => StoreError::Timeout(format!("{endpoint}: {}", s.message())),
-        _ => StoreError::Unavailable(format!("{endpoint}: {}", s.message())),
+        _ => StoreError::Unavailable(format!("{endpoint}: {}", describe(&s))),
     }
 }
 
 impl RemoteStore {
     pub fn new(endpoints: Vec<String>, timeout: Duration) -> Result<Self, StoreError> {
+        Self::connect(endpoints, timeout, None)
+    }
+
+    /// A client of servers whose Raft ports use mutual TLS: it trusts the CA in `files`, checks
+    /// that each server presents a peer certificate for the address dialled, and presents the
+    /// certificate in `files` (which must be in the group `system:masters` or `skiff:peers`).
+    pub fn with_tls(endpoints: Vec<String>, timeout: Duration, files: &TlsFiles) -> Result<Self, StoreError> {
+        let config = client_tls(files).map_err(|e| StoreError::Invalid(format!("Raft port TLS: {e}")))?;
+        Self::with_tls_config(endpoints, timeout, config)
+    }
+
+    /// [`Self::with_tls`] with a configuration already loaded (see [`crate::tls::client_tls`]).
+    pub fn with_tls_config(
+        endpoints: Vec<String>,
+        timeout: Duration,
+        config: Arc<rustls::ClientConfig>,
+    ) -> Result<Self, StoreError> {
+        Self::connect(endpoints, timeout, Some(config))
+    }
+
+    fn connect(
+        endpoints: Vec<String>,
+        timeout: Duration,
+        tls: Option<Arc<rustls::ClientConfig>>,
+    ) -> Result<Self, StoreError> {
         if endpoints.is_empty() {
             return Err(StoreError::Invalid("no server endpoints".into()));
         }
         let channels = endpoints
             .iter()
-            .map(|e| channel(e, None).map_err(|err| StoreError::Invalid(format!("bad endpoint {e}: {err}"))))
+            .map(|e| {
+                channel_with(e, None, tls.as_ref())
+                    .map_err(|err| StoreError::Invalid(format!("bad endpoint {e}: {err}")))
+            })
             .collect::<Result<Vec<_>, _>>()?;
         Ok(Self { endpoints, channels, current: AtomicUsize::new(0), timeout })
     }

@@ -6,6 +6,7 @@
 //! * [`state_machine`] — objects in RocksDB, compare-and-swap applied in the state machine,
 //!   snapshots, and the watch window.
 //! * [`network`] / [`service`] — the gRPC transport (`proto/skiff/v1/raft.proto`).
+//! * [`tls`] — mutual TLS on the Raft port (optional), with certificates reloaded from disk.
 //! * [`node`] — one server: opening the data dir, bootstrapping, serving, and the `Store` impl.
 //! * [`client`] — a `Store` that talks to servers over gRPC (tools, tests, benchmarks).
 
@@ -20,6 +21,7 @@ pub mod network;
 pub mod node;
 pub mod service;
 pub mod state_machine;
+pub mod tls;
 
 /// Generated gRPC code for `proto/skiff/v1/raft.proto`.
 #[allow(clippy::all, missing_docs)]

@@ -2,6 +2,7 @@
 
 use std::future::Future;
 use std::net::IpAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures::Stream;
@@ -32,6 +33,7 @@ use crate::codec::decode;
 use crate::codec::encode;
 use crate::pb;
 use crate::pb::raft_transport_client::RaftTransportClient;
+use crate::tls::TlsConnector;
 use crate::Snapshot;
 use crate::SnapshotData;
 use crate::TypeConfig;
@@ -45,13 +47,26 @@ pub const MAX_MESSAGE: usize = 256 << 20;
 /// A lazily connecting channel to `addr` (host:port), from `local` when given (servers connect
 /// from the address they listen on, so a peer's traffic is identifiable on the network).
 pub fn channel(addr: &str, local: Option<IpAddr>) -> Result<Channel, tonic::transport::Error> {
-    Ok(Endpoint::from_shared(format!("http://{addr}"))?
+    channel_with(addr, local, None)
+}
+
+/// [`channel`], over TLS with `tls` when given (a Raft port with mutual TLS, see [`crate::tls`]).
+pub fn channel_with(
+    addr: &str,
+    local: Option<IpAddr>,
+    tls: Option<&Arc<rustls::ClientConfig>>,
+) -> Result<Channel, tonic::transport::Error> {
+    // Plain HTTP/2 as far as tonic knows; with TLS it runs inside the connector's TLS stream.
+    let endpoint = Endpoint::from_shared(format!("http://{addr}"))?
         .local_address(local)
         .connect_timeout(Duration::from_millis(500))
         .tcp_nodelay(true)
         .http2_keep_alive_interval(Duration::from_secs(5))
-        .keep_alive_timeout(Duration::from_secs(5))
-        .connect_lazy())
+        .keep_alive_timeout(Duration::from_secs(5));
+    Ok(match tls {
+        Some(config) => endpoint.connect_with_connector_lazy(TlsConnector { config: config.clone(), local }),
+        None => endpoint.connect_lazy(),
+    })
 }
 
 /// One unary RPC of the transport, as a function of a client and a request.
@@ -65,13 +80,15 @@ type Call = fn(
 pub struct NetworkFactory {
     /// Source address for connections to peers.
     pub local: Option<IpAddr>,
+    /// Mutual TLS to peers, when the Raft port uses it.
+    pub tls: Option<Arc<rustls::ClientConfig>>,
 }
 
 impl RaftNetworkFactory<TypeConfig> for NetworkFactory {
     type Network = PeerClient;
 
     async fn new_client(&mut self, target: u64, node: &BasicNode) -> PeerClient {
-        PeerClient { target, client: channel(&node.addr, self.local).ok().map(transport) }
+        PeerClient { target, client: channel_with(&node.addr, self.local, self.tls.as_ref()).ok().map(transport) }
     }
 }
 
@@ -201,6 +218,22 @@ impl RaftNetworkV2<TypeConfig> for PeerClient {
             r = send => r,
         }
     }
+}
+
+/// The status's message followed by the errors that caused it (a TLS alert, a refused
+/// connection), which tonic keeps out of the message.
+pub fn describe(status: &tonic::Status) -> String {
+    let mut text = status.message().to_string();
+    let mut source: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(status);
+    while let Some(e) = source {
+        let cause = e.to_string();
+        if !text.contains(&cause) {
+            text.push_str(": ");
+            text.push_str(&cause);
+        }
+        source = e.source();
+    }
+    text
 }
 
 /// True when the request certainly never reached the server: the TCP connection was refused, so

@@ -46,13 +46,14 @@ use crate::command::Command;
 use crate::command::CommandResult;
 use crate::datadir;
 use crate::log_store::LogStore;
-use crate::network::channel;
+use crate::network::channel_with;
 use crate::network::NetworkFactory;
 use crate::pb;
 use crate::pb::cluster_client::ClusterClient;
 use crate::service;
 use crate::state_machine::StateMachine;
 use crate::state_machine::StateReader;
+use crate::tls::PeerTls;
 use crate::Raft;
 use crate::RaftStoreError;
 
@@ -76,6 +77,8 @@ pub struct NodeConfig {
     pub watch_window: usize,
     /// How long a write or linearizable read may wait for a leader before failing.
     pub request_timeout: Duration,
+    /// Mutual TLS on the Raft port and to peers; `None` speaks plain text.
+    pub tls: Option<PeerTls>,
 }
 
 impl NodeConfig {
@@ -92,6 +95,7 @@ impl NodeConfig {
             logs_after_snapshot: 5_000,
             watch_window: 100_000,
             request_timeout: Duration::from_secs(10),
+            tls: None,
         }
     }
 }
@@ -162,7 +166,9 @@ impl RaftNode {
         let listener = TcpListener::bind(config.raft_listen)
             .await
             .map_err(|e| RaftStoreError::Network(format!("cannot listen on {}: {e}", config.raft_listen)))?;
-        let raft = Raft::new(config.id, Arc::new(raft_config), NetworkFactory { local: source_ip(&config) }, log, sm)
+        let network =
+            NetworkFactory { local: source_ip(&config), tls: config.tls.as_ref().map(PeerTls::client_config) };
+        let raft = Raft::new(config.id, Arc::new(raft_config), network, log, sm)
             .await
             .map_err(|e| RaftStoreError::Raft(e.to_string()))?;
         let node = Arc::new(RaftNode {
@@ -264,7 +270,9 @@ impl RaftNode {
         let ch = match channels.get(addr) {
             Some(ch) => ch.clone(),
             None => {
-                let ch = channel(addr, self.local_ip()).map_err(|e| unavailable(format!("bad address {addr}: {e}")))?;
+                let tls = self.config.tls.as_ref().map(PeerTls::client_config);
+                let ch = channel_with(addr, self.local_ip(), tls.as_ref())
+                    .map_err(|e| unavailable(format!("bad address {addr}: {e}")))?;
                 channels.insert(addr.to_string(), ch.clone());
                 ch
             }

@@ -37,19 +37,12 @@ use crate::SnapshotMeta;
 use crate::TypeConfig;
 use crate::Vote;
 
-/// Serves Raft, Kv and Cluster on `listener` until the task is aborted.
+/// Serves Raft, Kv and Cluster on `listener` until the task is aborted: over mutual TLS when the
+/// node's configuration has [`crate::tls::PeerTls`], else in plain text.
 pub async fn serve(node: Arc<RaftNode>, listener: TcpListener) {
+    let tls = node.config().tls.clone();
     let svc = Service { node };
-    // `Server::tcp_nodelay` only applies to listeners tonic binds itself; small Raft messages
-    // must not wait for Nagle's algorithm.
-    let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener).map(|conn| {
-        conn.inspect(|s| {
-            if let Err(e) = s.set_nodelay(true) {
-                tracing::warn!("TCP_NODELAY: {e}");
-            }
-        })
-    });
-    let result = tonic::transport::Server::builder()
+    let router = tonic::transport::Server::builder()
         .tcp_nodelay(true)
         .add_service(
             RaftTransportServer::new(svc.clone())
@@ -61,11 +54,34 @@ pub async fn serve(node: Arc<RaftNode>, listener: TcpListener) {
         )
         .add_service(
             ClusterServer::new(svc).max_decoding_message_size(MAX_MESSAGE).max_encoding_message_size(MAX_MESSAGE),
-        )
-        .serve_with_incoming(incoming)
-        .await;
+        );
+    let result = match tls {
+        Some(tls) => router.serve_with_incoming(crate::tls::TlsIncoming::new(listener, tls)).await,
+        None => {
+            // `Server::tcp_nodelay` only applies to listeners tonic binds itself; small Raft
+            // messages must not wait for Nagle's algorithm.
+            let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener).map(|conn| {
+                conn.inspect(|s| {
+                    if let Err(e) = s.set_nodelay(true) {
+                        tracing::warn!("TCP_NODELAY: {e}");
+                    }
+                })
+            });
+            router.serve_with_incoming(incoming).await
+        }
+    };
     if let Err(e) = result {
         tracing::error!("gRPC server stopped: {e}");
+    }
+}
+
+/// Who sent a request, for the log: the certificate's user and groups on a TLS port.
+fn caller<T>(request: &Request<T>) -> String {
+    match request.extensions().get::<crate::tls::PeerInfo>() {
+        Some(crate::tls::PeerInfo { identity: Some(id), remote }) => {
+            format!("{} {:?} from {}", id.common_name, id.groups, remote.map(|r| r.to_string()).unwrap_or_default())
+        }
+        _ => request.remote_addr().map(|a| a.to_string()).unwrap_or_else(|| "unknown".into()),
     }
 }
 
@@ -245,7 +261,9 @@ impl Cluster for Service {
         &self,
         request: Request<pb::AddMemberRequest>,
     ) -> Result<Response<pb::MembershipReply>, Status> {
+        let who = caller(&request);
         let r = request.into_inner();
+        tracing::info!(id = r.id, addr = %r.addr, by = %who, "add member requested");
         if r.addr.is_empty() {
             return Err(Status::invalid_argument("addr is required"));
         }
@@ -257,7 +275,9 @@ impl Cluster for Service {
         &self,
         request: Request<pb::RemoveMemberRequest>,
     ) -> Result<Response<pb::MembershipReply>, Status> {
+        let who = caller(&request);
         let r = request.into_inner();
+        tracing::info!(id = r.id, by = %who, "remove member requested");
         let members = self.node.remove_member(r.id).await.map_err(Status::failed_precondition)?;
         Ok(Response::new(pb::MembershipReply { members: to_pb_members(members) }))
     }

@@ -67,6 +67,10 @@ impl Store for FencedStore {
     async fn write_fenced(&self, fence: u64, write: Write) -> Result<Record, StoreError> {
         self.inner.write_fenced(fence, write).await
     }
+
+    async fn needs_rewrite(&self, record: &Record) -> bool {
+        self.inner.needs_rewrite(record).await
+    }
 }
 
 #[cfg(test)]

@@ -7,6 +7,7 @@
 //! in memory, and [`conformance`] is the suite every implementation must pass.
 
 pub mod conformance;
+pub mod encrypted;
 mod error;
 mod fenced;
 pub mod leadership;
@@ -14,6 +15,7 @@ mod mem;
 mod types;
 mod window;
 
+pub use encrypted::EncryptedStore;
 pub use error::StoreError;
 pub use fenced::FencedStore;
 pub use mem::MemStore;
@@ -88,4 +90,14 @@ pub trait Store: Send + Sync + 'static {
     /// from a pause cannot get a write accepted however late it notices. The other rules of the
     /// write (preconditions, AlreadyExists, NotFound) apply as for the plain methods.
     async fn write_fenced(&self, fence: u64, write: Write) -> Result<Record, StoreError>;
+
+    /// Whether `record` (as just read from this store) should be written back even though its
+    /// value is unchanged, because the stored form is outdated: for [`EncryptedStore`], a value
+    /// stored in plaintext or sealed with a key other than the current first key. A caller that
+    /// skips no-op updates asks this first, so rewriting an object (`kubectl replace`) moves it
+    /// to the current key. Wrappers forward it; plain stores never need it.
+    async fn needs_rewrite(&self, record: &Record) -> bool {
+        let _ = record;
+        false
+    }
 }

@@ -14,6 +14,7 @@ use std::time::Duration;
 use std::time::Instant;
 
 use skiff_raft::node::NodeStatus;
+pub use skiff_raft::tls::TlsFiles;
 use skiff_raft::RemoteStore;
 
 /// Knobs passed to every server.
@@ -27,11 +28,24 @@ pub struct ClusterOptions {
     /// The API ports speak only TLS (`extra_args` carry the certificate flags), so readiness
     /// is judged from the Raft status instead of a plain-HTTP `/readyz`.
     pub api_tls: bool,
+    /// Arguments for one server only, after `extra_args` (e.g. its own `--peer-cert-file`).
+    pub server_args: std::collections::BTreeMap<u64, Vec<String>>,
+    /// The Raft ports speak mutual TLS (the servers' `--peer-*` flags are in `extra_args` or
+    /// `server_args`): the cluster's clients ([`ProcessCluster::client`], `status`, `leader`, ...)
+    /// trust this CA and present this certificate, which must be in `system:masters`.
+    pub raft_tls: Option<TlsFiles>,
 }
 
 impl Default for ClusterOptions {
     fn default() -> Self {
-        Self { servers: 3, extra_args: Vec::new(), data_dirs: Default::default(), api_tls: false }
+        Self {
+            servers: 3,
+            extra_args: Vec::new(),
+            data_dirs: Default::default(),
+            api_tls: false,
+            server_args: Default::default(),
+            raft_tls: None,
+        }
     }
 }
 
@@ -51,6 +65,8 @@ pub struct ProcessCluster {
     dir: tempfile::TempDir,
     peers: String,
     options: ClusterOptions,
+    /// Loaded once from `options.raft_tls`.
+    raft_tls: Option<std::sync::Arc<rustls::ClientConfig>>,
     pub servers: Vec<ServerProcess>,
 }
 
@@ -63,6 +79,10 @@ pub enum ClusterError {
     Timeout(String),
     #[error("no server {0}")]
     NoSuchServer(u64),
+    #[error("Raft port TLS: {0}")]
+    Tls(#[from] skiff_raft::tls::TlsError),
+    #[error("client: {0}")]
+    Client(#[from] skiff_store::StoreError),
 }
 
 /// The `skiff` binary built next to the running test executable.
@@ -106,7 +126,8 @@ impl ProcessCluster {
             });
         }
         let peers = servers.iter().map(|s| format!("{}={}", s.id, s.raft_addr)).collect::<Vec<_>>().join(",");
-        let mut cluster = Self { bin: bin.to_path_buf(), dir, peers, options, servers };
+        let raft_tls = options.raft_tls.as_ref().map(skiff_raft::tls::client_tls).transpose()?;
+        let mut cluster = Self { bin: bin.to_path_buf(), dir, peers, options, raft_tls, servers };
         for id in 1..=cluster.options.servers {
             cluster.start_server(id)?;
         }
@@ -130,7 +151,8 @@ impl ProcessCluster {
     pub fn start_server(&mut self, id: u64) -> Result<(), ClusterError> {
         let bin = self.bin.clone();
         let peers = self.peers.clone();
-        let extra = self.options.extra_args.clone();
+        let mut extra = self.options.extra_args.clone();
+        extra.extend(self.options.server_args.get(&id).cloned().unwrap_or_default());
         let s = self.slot(id)?;
         if s.child.is_some() {
             return Ok(());
@@ -195,17 +217,25 @@ impl ProcessCluster {
         Ok(())
     }
 
+    /// A client of the Raft ports at `endpoints`, over TLS when the cluster uses it.
+    pub fn client_of(&self, endpoints: Vec<String>) -> Result<RemoteStore, ClusterError> {
+        let timeout = Duration::from_secs(5);
+        Ok(match &self.raft_tls {
+            Some(config) => RemoteStore::with_tls_config(endpoints, timeout, config.clone())?,
+            None => RemoteStore::new(endpoints, timeout)?,
+        })
+    }
+
     /// A client that may use every server.
     pub fn client(&self) -> RemoteStore {
         let eps = self.servers.iter().map(|s| s.raft_addr.clone()).collect();
-        RemoteStore::new(eps, Duration::from_secs(5)).unwrap_or_else(|e| panic!("client: {e}"))
+        self.client_of(eps).unwrap_or_else(|e| panic!("client: {e}"))
     }
 
     /// A client bound to server `id` only.
     pub fn client_for(&self, id: u64) -> Result<RemoteStore, ClusterError> {
         let s = self.server(id)?;
-        Ok(RemoteStore::new(vec![s.raft_addr.clone()], Duration::from_secs(5))
-            .unwrap_or_else(|e| panic!("client: {e}")))
+        self.client_of(vec![s.raft_addr.clone()])
     }
 
     /// Server `id`'s own status, if it answers.
