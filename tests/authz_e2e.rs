@@ -480,6 +480,32 @@ async fn kubectl_sees_rbac_impersonation_tokens_and_the_node_authorizer() {
         "users \"admin\" is forbidden: User \"viewer\" cannot impersonate resource \"users\" in API group \"\" at the cluster scope",
     );
 
+    // A namespace admin hands out what it holds, and nothing more.
+    s.create(rb, binding("owner-admin", "admin", json!({"kind": "User", "name": "owner"}))).await;
+    let owner = s.kubeconfig("owner", "owner", &[]);
+    eventually("the admin binding to reach the authorizer", Duration::from_secs(10), || async {
+        owner.run(&["get", "rolebindings", "-n", "team-a"]).ok.then_some(())
+    })
+    .await;
+    owner.ok(&["create", "rolebinding", "jane-view", "--clusterrole=view", "--user=jane", "-n", "team-a"]);
+    support::assert_has(
+        &owner.fails(&[
+            "create",
+            "rolebinding",
+            "jane-root",
+            "--clusterrole=cluster-admin",
+            "--user=jane",
+            "-n",
+            "team-a",
+        ]),
+        "is attempting to grant RBAC permissions not currently held",
+    );
+    support::assert_has(
+        &owner.fails(&["create", "role", "nodes-reader", "--verb=get", "--resource=nodes", "-n", "team-a"]),
+        "is attempting to grant RBAC permissions not currently held",
+    );
+    owner.ok(&["create", "role", "cm-reader", "--verb=get", "--resource=configmaps", "-n", "team-a"]);
+
     // Service-account tokens from `kubectl create token`: the account's rights, no more.
     admin.ok(&["create", "serviceaccount", "robot", "-n", "team-a"]);
     admin.ok(&[

@@ -379,6 +379,24 @@ async fn kubectl_drives_a_three_server_cluster_through_a_leader_kill() {
     raw_errors(&addr).await;
 }
 
+/// The same suite over TLS, as the admin kubeconfig `skiff kubeconfig` prints: every request
+/// authenticated by a client certificate and authorized (the admin is in `system:masters`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_kubectl_suite_passes_over_tls_with_an_admin_kubeconfig() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (cluster, k) = support::tls_cluster_with_admin(dir.path()).await;
+    wait_for_bootstrap(&k);
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        first_half(&k);
+        second_half(&k);
+    }));
+    if let Err(e) = result {
+        let kept = cluster.keep();
+        eprintln!("cluster kept at {}", kept.display());
+        std::panic::resume_unwind(e);
+    }
+}
+
 /// The system namespaces are written by the servers once a leader exists.
 fn wait_for_bootstrap(k: &Kubectl) {
     for _ in 0..100 {

@@ -379,6 +379,7 @@ async fn create_object(
         check_namespace_open(state, r, ns).await?;
     }
     admission::default_and_validate(r, &mut obj, None)?;
+    crate::authz::escalation::check(state, r, &obj)?;
     apply::record_update(None, &mut obj, manager, None, &state.schemas, r.schema, &objects::now());
     if dry_run {
         return Ok(Created { obj, record: None });
@@ -479,6 +480,7 @@ pub async fn write_with_retries(
             old["spec"]["nodeName"] = new["spec"]["nodeName"].clone();
         }
         admission::default_and_validate(r, &mut new, Some(&old))?;
+        crate::authz::escalation::check(state, r, &new)?;
         apply::record_update(Some(&current), &mut new, manager, subresource, &state.schemas, r.schema, &objects::now());
         objects::set_meta(&mut new, "resourceVersion", rec.revision.to_string().into());
         if new == current || dry_run {

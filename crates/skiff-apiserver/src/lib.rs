@@ -62,6 +62,10 @@ async fn dispatch(State(state): State<Arc<ApiState>>, request: axum::extract::Re
         return response;
     }
     let user = parts.extensions.get::<authn::UserInfo>().cloned();
+    let state = match &user {
+        Some(user) => state.for_caller(user.clone()),
+        None => state,
+    };
     let (method, uri, headers) = (parts.method, parts.uri, parts.headers);
     let path = uri.path().to_string();
     let started = std::time::Instant::now();

@@ -47,6 +47,9 @@ pub struct ApiState {
     pub openapi: Arc<BTreeMap<String, OpenApiDoc>>,
     /// Who may do what (used only for requests that carry an authenticated user).
     pub authorizer: Arc<crate::authz::Authorizer>,
+    /// The authenticated user of the request this state serves (`None` for the shared state
+    /// and when authentication is off).
+    pub caller: Option<crate::authn::UserInfo>,
 }
 
 impl ApiState {
@@ -66,7 +69,13 @@ impl ApiState {
             schemas: Arc::new(schemas),
             openapi: Arc::new(openapi),
             authorizer: Default::default(),
+            caller: None,
         })
+    }
+
+    /// This state serving a request of `caller`.
+    pub fn for_caller(&self, caller: crate::authn::UserInfo) -> Arc<Self> {
+        Arc::new(Self { caller: Some(caller), ..self.clone() })
     }
 
     /// This state with every write fenced by `fence` (the `X-Skiff-Fence` header): a

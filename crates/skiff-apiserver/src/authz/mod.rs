@@ -14,6 +14,7 @@
 
 pub mod bootstrap;
 pub mod cache;
+pub mod escalation;
 pub mod impersonate;
 pub mod node;
 pub mod rbac;
