@@ -167,6 +167,7 @@ async fn up(dir: &Path, servers: u64, agents: u64) -> anyhow::Result<()> {
                 apiserver: apiserver.clone(),
                 peer,
                 encryption_keys: pki.pki.dir().join(skiff_pki::ENCRYPTION_KEYS),
+                pki_dir: pki.pki.dir().to_path_buf(),
             },
         ));
     }
@@ -344,6 +345,8 @@ struct ServerTls {
     peer: CertFiles,
     /// The keys Secrets are encrypted with at rest (the PKI's `encryption.keys`).
     encryption_keys: PathBuf,
+    /// The PKI directory (its `sa.key` and `sa.pub` sign and verify service-account tokens).
+    pki_dir: PathBuf,
 }
 
 /// The command line of server `e`: every flag a local server gets is set here.
@@ -364,6 +367,8 @@ fn server_args(e: &ServerEntry, peers: &str, tls: &ServerTls) -> Vec<OsString> {
     args.pair("--peer-key-file", &tls.peer.key);
     args.pair("--peer-trusted-ca-file", &tls.client_ca);
     args.pair("--encryption-key-file", &tls.encryption_keys);
+    args.pair("--service-account-signing-key-file", tls.pki_dir.join(skiff_pki::SA_KEY));
+    args.pair("--service-account-key-file", tls.pki_dir.join(skiff_pki::SA_PUB));
     args.0
 }
 

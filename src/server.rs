@@ -131,6 +131,8 @@ impl ServerArgs {
                 cluster_cidr: Some(self.cluster_cidr.clone()).filter(|c| !c.is_empty()),
                 node_cidr_mask: self.node_cidr_mask_size,
                 terminated_pod_threshold: self.terminated_pod_gc_threshold,
+                // The CA that signs the serving certificates is the one clients in pods trust.
+                root_ca: self.client_ca_file.as_ref().and_then(|ca| std::fs::read_to_string(ca).ok()),
             },
             ..Default::default()
         }

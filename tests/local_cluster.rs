@@ -106,6 +106,32 @@ fn local_up_lists_members_and_down_cleans_up() {
     assert!(ok, "logs: {out}\n{err}");
     let (ok, out, err) = kubectl(&["exec", "nginx", "--", "ls", "/"]);
     assert!(ok && out.contains("bin"), "exec: {out}\n{err}");
+    // The pod got its service account's credentials where in-cluster clients look for them: a
+    // token the agent requested (bound to the pod), the cluster CA and its namespace.
+    let sa = "/var/run/secrets/kubernetes.io/serviceaccount";
+    let (ok, namespace, err) = kubectl(&["exec", "nginx", "--", "cat", &format!("{sa}/namespace")]);
+    assert!(ok && namespace == "default", "namespace file {namespace:?}: {err}");
+    let (ok, ca, err) = kubectl(&["exec", "nginx", "--", "cat", &format!("{sa}/ca.crt")]);
+    let cluster_ca = std::fs::read_to_string(format!("{d}/pki/ca.crt")).expect("ca");
+    assert!(ok && ca == cluster_ca, "ca.crt is the cluster CA: {err}");
+    let (ok, token, err) = kubectl(&["exec", "nginx", "--", "cat", &format!("{sa}/token")]);
+    assert!(ok && token.split('.').count() == 3, "a JWT: {token:?} {err}");
+    // The token authenticates as the pod's service account.
+    let api = format!("https://{}", v["servers"][0]["api"].as_str().expect("api address"));
+    let review = r#"{"apiVersion":"authentication.k8s.io/v1","kind":"SelfSubjectReview"}"#;
+    let (code, body) = curl(&[
+        "--cacert",
+        &format!("{d}/pki/ca.crt"),
+        "-H",
+        &format!("Authorization: Bearer {token}"),
+        "-H",
+        "Content-Type: application/json",
+        "-d",
+        review,
+        &format!("{api}/apis/authentication.k8s.io/v1/selfsubjectreviews"),
+    ]);
+    assert_eq!(code, 201, "{body}");
+    assert!(body.contains("system:serviceaccount:default:default"), "{body}");
 
     let (ok, out, err) = skiff(&["local", "down", "--dir", d]);
     assert!(ok, "local down failed: {out}\n{err}");

@@ -40,6 +40,54 @@ pub fn check_shape(
     }
 }
 
+/// Where the service-account volume is mounted in every container.
+pub const SERVICE_ACCOUNT_MOUNT: &str = "/var/run/secrets/kubernetes.io/serviceaccount";
+
+/// Upstream's ServiceAccount admission for a new pod: unless the pod opts out
+/// (`automountServiceAccountToken: false`) or already mounts something at
+/// [`SERVICE_ACCOUNT_MOUNT`], it gets a `kube-api-access-XXXXX` projected volume (a token for its
+/// service account that the node refreshes, the cluster CA from `kube-root-ca.crt`, and its
+/// namespace) mounted read-only there in every container. `suffix` is the volume name's random
+/// part.
+pub fn mount_service_account_token(pod: &mut Value, suffix: &str) {
+    let spec = &pod["spec"];
+    if spec.get("automountServiceAccountToken").and_then(Value::as_bool) == Some(false) {
+        return;
+    }
+    let containers = || {
+        ["containers", "initContainers"]
+            .into_iter()
+            .flat_map(|field| spec.get(field).and_then(Value::as_array).cloned().unwrap_or_default())
+    };
+    let mounted = containers().any(|c| {
+        c.get("volumeMounts")
+            .and_then(Value::as_array)
+            .is_some_and(|m| m.iter().any(|m| m["mountPath"].as_str() == Some(SERVICE_ACCOUNT_MOUNT)))
+    });
+    if mounted {
+        return;
+    }
+    let name = format!("kube-api-access-{suffix}");
+    let volume = json!({"name": name, "projected": {"defaultMode": 420, "sources": [
+        {"serviceAccountToken": {"expirationSeconds": 3607, "path": "token"}},
+        {"configMap": {"name": "kube-root-ca.crt", "items": [{"key": "ca.crt", "path": "ca.crt"}]}},
+        {"downwardAPI": {"items": [{"path": "namespace",
+            "fieldRef": {"apiVersion": "v1", "fieldPath": "metadata.namespace"}}]}}]}});
+    let mount = json!({"name": name, "readOnly": true, "mountPath": SERVICE_ACCOUNT_MOUNT});
+    match pod["spec"]["volumes"].as_array_mut() {
+        Some(volumes) => volumes.push(volume),
+        None => pod["spec"]["volumes"] = json!([volume]),
+    }
+    for field in ["containers", "initContainers"] {
+        for c in pod["spec"][field].as_array_mut().into_iter().flatten() {
+            match c["volumeMounts"].as_array_mut() {
+                Some(mounts) => mounts.push(mount.clone()),
+                None => c["volumeMounts"] = json!([mount.clone()]),
+            }
+        }
+    }
+}
+
 /// Node restriction: an agent may create only its own Node and its own Lease (the authorizer
 /// cannot see the name of an object being created; it is in the body).
 pub fn node_restriction(user: &crate::authn::UserInfo, r: &Resource, obj: &Value) -> Result<(), ApiError> {

@@ -378,6 +378,9 @@ async fn create_object(
     if let Some(ns) = objects::meta_str(&obj, "namespace") {
         check_namespace_open(state, r, ns).await?;
     }
+    if (r.group, r.plural) == ("", "pods") && state.config.service_accounts.is_some() {
+        admission::mount_service_account_token(&mut obj, &objects::random_suffix());
+    }
     admission::default_and_validate(r, &mut obj, None)?;
     crate::authz::escalation::check(state, r, &obj)?;
     apply::record_update(None, &mut obj, manager, None, &state.schemas, r.schema, &objects::now());
@@ -483,7 +486,9 @@ pub async fn write_with_retries(
         crate::authz::escalation::check(state, r, &new)?;
         apply::record_update(Some(&current), &mut new, manager, subresource, &state.schemas, r.schema, &objects::now());
         objects::set_meta(&mut new, "resourceVersion", rec.revision.to_string().into());
-        if new == current || dry_run {
+        // An unchanged object is still rewritten when its stored form is stale (a Secret stored
+        // in plaintext or under an old encryption key), so `kubectl replace` re-encrypts.
+        if (new == current && !state.store.needs_rewrite(&rec).await) || dry_run {
             // Nothing changed: upstream answers without writing, and the revision stays.
             return Ok(new);
         }

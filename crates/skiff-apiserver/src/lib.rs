@@ -194,7 +194,8 @@ async fn token_request(
     };
     let request = body::decode_object(headers, raw)?;
     let namespace = p.namespace.as_deref().unwrap_or("default");
-    let answer = serviceaccount::token_request(issuer, state.store.as_ref(), namespace, name, request).await?;
+    let node = state.caller.as_ref().and_then(authz::node::node_name);
+    let answer = serviceaccount::token_request(issuer, state.store.as_ref(), namespace, name, request, node).await?;
     Ok(output::json_with(StatusCode::CREATED, "application/json", &answer))
 }
 

@@ -86,10 +86,39 @@ async fn bootstrap(state: &ApiState) -> Result<(), StoreError> {
     for (resource, mut obj) in defaults {
         let name = objects::meta_str(&obj, "name").unwrap_or("").to_string();
         let key = resource.key(None, &name);
-        if state.store.get(&key, Consistency::Linearizable).await?.is_none() {
-            obj["metadata"]["uid"] = uuid::Uuid::new_v4().to_string().into();
-            obj["metadata"]["creationTimestamp"] = objects::now().into();
-            create_if_absent(state, &key, &obj).await?;
+        match state.store.get(&key, Consistency::Linearizable).await? {
+            None => {
+                obj["metadata"]["uid"] = uuid::Uuid::new_v4().to_string().into();
+                obj["metadata"]["creationTimestamp"] = objects::now().into();
+                create_if_absent(state, &key, &obj).await?;
+            }
+            // As upstream: a default still marked `autoupdate: "true"` follows the defaults of
+            // the running version (an upgrade that grants a component more takes effect); one an
+            // operator marked "false" is left as it is.
+            Some(record) => {
+                let Ok(mut current) = serde_json::from_slice::<Value>(&record.value) else { continue };
+                let autoupdate = current.pointer("/metadata/annotations/rbac.authorization.kubernetes.io~1autoupdate");
+                if autoupdate.and_then(Value::as_str) != Some("true") {
+                    continue;
+                }
+                let mut changed = false;
+                for field in ["rules", "aggregationRule", "roleRef", "subjects"] {
+                    if obj.get(field) != current.get(field) {
+                        match obj.get(field) {
+                            Some(v) => current[field] = v.clone(),
+                            None => _ = current.as_object_mut().map(|o| o.remove(field)),
+                        }
+                        changed = true;
+                    }
+                }
+                if changed {
+                    let bytes = objects::to_bytes(&current).map_err(|e| StoreError::Internal(e.to_string()))?;
+                    match state.store.update(&key, bytes, Precondition::revision(record.revision)).await {
+                        Ok(_) | Err(StoreError::Conflict { .. }) => {}
+                        Err(e) => return Err(e),
+                    }
+                }
+            }
         }
     }
     Ok(())

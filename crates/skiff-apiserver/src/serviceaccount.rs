@@ -200,6 +200,7 @@ pub async fn token_request(
     namespace: &str,
     account: &str,
     mut request: Value,
+    node: Option<&str>,
 ) -> Result<Value, ApiError> {
     let kind = request.get("kind").and_then(Value::as_str).unwrap_or("TokenRequest");
     if kind != "TokenRequest" {
@@ -242,6 +243,10 @@ pub async fn token_request(
         ));
     }
     let expiration = expiration.min(MAX_EXPIRATION_SECONDS);
+    let bound_kind = spec.pointer("/boundObjectRef/kind").and_then(Value::as_str).unwrap_or("");
+    if let (Some(node), false) = (node, bound_kind == "Pod") {
+        return Err(ApiError::Forbidden(format!("node {node:?} may request tokens only bound to pods that run on it")));
+    }
     let mut kubernetes = KubernetesClaims {
         namespace: namespace.to_string(),
         serviceaccount: Ref { name: account.to_string(), uid: sa_uid },
@@ -276,6 +281,13 @@ pub async fn token_request(
         }
         let reference = Ref { name: name.clone(), uid: actual_uid };
         if kind == "Pod" {
+            let bound_node = object.pointer("/spec/nodeName").and_then(Value::as_str).unwrap_or("");
+            if node.is_some_and(|n| n != bound_node) {
+                return Err(ApiError::Forbidden(format!(
+                    "node {:?} may not request a token bound to pod {name:?}, which is not bound to it",
+                    node.unwrap_or_default()
+                )));
+            }
             let pod_account = object.pointer("/spec/serviceAccountName").and_then(Value::as_str).unwrap_or("default");
             if pod_account != account {
                 return Err(ApiError::BadRequest(format!(

@@ -13,6 +13,7 @@ pub mod manager;
 pub mod nodelifecycle;
 pub mod podgc;
 pub mod replicaset;
+pub mod rootca;
 pub mod serviceaccounts;
 pub mod snapshot;
 pub mod workload;

@@ -30,6 +30,7 @@ use crate::Snapshot;
 /// Every controller the manager runs, by the name its logs and metrics use.
 pub const CONTROLLERS: &[(&str, Reconcile)] = &[
     ("serviceaccount", crate::serviceaccounts::reconcile),
+    ("root-ca-cert-publisher", crate::rootca::reconcile),
     ("ipam", crate::ipam::reconcile),
     ("nodelifecycle", crate::nodelifecycle::reconcile),
     ("deployment", crate::deployment::reconcile),

@@ -82,6 +82,8 @@ pub struct Config {
     /// Terminated pods kept before the oldest are deleted (upstream's
     /// `--terminated-pod-gc-threshold`, 12 500).
     pub terminated_pod_threshold: usize,
+    /// The cluster CA (PEM) published to every namespace as `kube-root-ca.crt`, if any.
+    pub root_ca: Option<String>,
 }
 
 impl Default for Config {
@@ -92,6 +94,7 @@ impl Default for Config {
             cluster_cidr: None,
             node_cidr_mask: 24,
             terminated_pod_threshold: 12_500,
+            root_ca: None,
         }
     }
 }

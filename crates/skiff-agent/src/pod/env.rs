@@ -15,6 +15,9 @@ pub struct Sources {
     /// The node's allocatable resources (`cpu`, `memory`), which a `resourceFieldRef` to a limit
     /// the container does not set reports, as upstream's does.
     pub node_allocatable: BTreeMap<String, String>,
+    /// Service-account tokens for the pod's projected `serviceAccountToken` sources, by
+    /// [`super::volumes::token_key`].
+    pub tokens: BTreeMap<String, String>,
 }
 
 impl Sources {

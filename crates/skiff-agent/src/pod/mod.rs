@@ -121,6 +121,17 @@ pub struct Memory {
     pub first_seen: Option<String>,
     /// Container instances whose crash-loop back-off was reported as an event (id).
     pub backoff_reported: std::collections::BTreeSet<String>,
+    /// Service-account tokens issued for the pod's projected volumes, by
+    /// [`volumes::token_key`].
+    pub tokens: BTreeMap<String, IssuedToken>,
+}
+
+/// A service-account token the agent holds for a pod.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IssuedToken {
+    pub token: String,
+    /// When to ask for a new one: 80% of its lifetime, as upstream's kubelet does.
+    pub refresh_at_ms: u64,
 }
 
 /// The key under which a failure to create the pod's sandbox is remembered (container names

@@ -2,8 +2,9 @@
 //! are directories under the pod's own directory, written before its containers start;
 //! hostPath volumes are the host's paths. Each container then gets bind mounts of them.
 //!
-//! Projected service-account tokens are not issued yet (no TokenRequest API): such a source
-//! contributes nothing, and the note in the README says so.
+//! A projected `serviceAccountToken` source is a token for the pod's service account, bound to
+//! the pod, that the worker requests through the TokenRequest API and renews at 80% of its
+//! lifetime; the file is replaced in place, so running containers see the new token.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -62,6 +63,14 @@ pub fn volumes(pod: &Value, sources: &Sources) -> Result<BTreeMap<String, Volume
                     files.extend(object_files(true, secret, "name", sources, mode)?);
                 } else if let Some(downward) = source.get("downwardAPI") {
                     files.extend(downward_files(pod, downward, mode)?);
+                } else if let Some(token) = source.get("serviceAccountToken") {
+                    let request = TokenSpec::of(token);
+                    let data = sources
+                        .tokens
+                        .get(&request.key())
+                        .ok_or_else(|| format!("volume {name:?}: no service account token issued yet"))?;
+                    let path = safe_path(token["path"].as_str().unwrap_or(""))?;
+                    files.push(VolumeFile { path, data: data.as_bytes().to_vec(), mode });
                 }
             }
             Volume::Managed { files }
@@ -71,6 +80,44 @@ pub fn volumes(pod: &Value, sources: &Sources) -> Result<BTreeMap<String, Volume
         out.insert(name.to_string(), volume);
     }
     Ok(out)
+}
+
+/// What a projected `serviceAccountToken` source asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenSpec {
+    /// `None`: the API server's own audiences.
+    pub audience: Option<String>,
+    pub expiration_seconds: i64,
+}
+
+impl TokenSpec {
+    fn of(source: &Value) -> Self {
+        Self {
+            audience: source["audience"].as_str().filter(|a| !a.is_empty()).map(str::to_string),
+            expiration_seconds: source["expirationSeconds"].as_i64().unwrap_or(3600),
+        }
+    }
+
+    /// The key the token is kept under (one token serves every source asking the same).
+    pub fn key(&self) -> String {
+        format!("{}|{}", self.audience.as_deref().unwrap_or(""), self.expiration_seconds)
+    }
+}
+
+/// The tokens the pod's projected volumes need, without duplicates.
+pub fn token_specs(pod: &Value) -> Vec<TokenSpec> {
+    let mut out: Vec<TokenSpec> = Vec::new();
+    for v in pod.pointer("/spec/volumes").and_then(Value::as_array).into_iter().flatten() {
+        for source in v["projected"]["sources"].as_array().into_iter().flatten() {
+            if let Some(token) = source.get("serviceAccountToken") {
+                let spec = TokenSpec::of(token);
+                if !out.contains(&spec) {
+                    out.push(spec);
+                }
+            }
+        }
+    }
+    out
 }
 
 fn mode_of(source: &Value) -> u32 {
@@ -217,6 +264,35 @@ pub fn container_mounts(
         });
     }
     Ok(mounts)
+}
+
+#[cfg(test)]
+mod token_tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn projected_tokens_are_written_from_the_issued_ones() {
+        let pod = json!({"metadata": {"namespace": "ns"}, "spec": {"volumes": [{"name": "api", "projected": {"sources": [
+            {"serviceAccountToken": {"path": "token", "expirationSeconds": 3607}},
+            {"serviceAccountToken": {"path": "vault", "audience": "vault"}},
+            {"serviceAccountToken": {"path": "again", "expirationSeconds": 3607}}]}}]}});
+        let specs = token_specs(&pod);
+        assert_eq!(specs.len(), 2, "equal requests share one token");
+        let mut sources = Sources::default();
+        assert!(volumes(&pod, &sources).is_err(), "no token yet: the volume cannot be set up");
+        for spec in &specs {
+            sources.tokens.insert(spec.key(), format!("jwt-for-{}", spec.audience.as_deref().unwrap_or("api")));
+        }
+        let Some(Volume::Managed { files }) = volumes(&pod, &sources).expect("volumes").remove("api") else {
+            panic!("a managed volume");
+        };
+        let file = |p: &str| files.iter().find(|f| f.path == p).map(|f| String::from_utf8_lossy(&f.data).to_string());
+        assert_eq!(file("token").as_deref(), Some("jwt-for-api"));
+        assert_eq!(file("again").as_deref(), Some("jwt-for-api"));
+        assert_eq!(file("vault").as_deref(), Some("jwt-for-vault"));
+    }
 }
 
 #[cfg(test)]

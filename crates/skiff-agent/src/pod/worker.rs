@@ -172,6 +172,7 @@ impl Sync<'_> {
             }
         }
         self.report_back_off(&observed).await;
+        self.renew_tokens().await;
         self.report(&observed, last_status).await?;
         Ok(false)
     }
@@ -414,13 +415,20 @@ impl Sync<'_> {
         let container = container.clone();
         let Some(sandbox) = observed.sandbox().filter(|s| s.ready).cloned() else { return Ok(()) };
         let now = now_ms();
-        let sources = match self.sources().await {
+        let mut sources = match self.sources().await {
             Ok(s) => s,
             Err(e) => {
                 self.memory.failed(name, "CreateContainerConfigError", e.to_string(), now);
                 return Ok(());
             }
         };
+        if let Err(e) = self.issue_tokens(now).await {
+            let message = format!("MountVolume.SetUp failed: failed to fetch token: {e}");
+            self.event(None, "Warning", "FailedMount", &message).await;
+            self.memory.failed(name, "ContainerCreating", message, now);
+            return Ok(());
+        }
+        sources.tokens = self.memory.tokens.iter().map(|(k, t)| (k.clone(), t.token.clone())).collect();
         // Volumes.
         let volume_paths = match super::volumes::volumes(self.pod, &sources) {
             Ok(v) => super::volumes::materialize(&self.pod_dir(), &v).map_err(|e| e.to_string()),
@@ -559,6 +567,67 @@ impl Sync<'_> {
                 self.memory.failed(name, "ErrImagePull", message, now);
                 false
             }
+        }
+    }
+
+    /// Requests the service-account tokens the pod's projected volumes need and that are missing
+    /// or due for renewal; `Ok(true)` when any was (re)issued.
+    async fn issue_tokens(&mut self, now: u64) -> Result<bool, skiff_client::ClientError> {
+        let ns = super::meta(self.pod, "namespace");
+        let pod_name = super::meta(self.pod, "name");
+        let account = self.pod.pointer("/spec/serviceAccountName").and_then(Value::as_str).unwrap_or("default");
+        let mut issued = false;
+        for spec in super::volumes::token_specs(self.pod) {
+            let key = spec.key();
+            if self.memory.tokens.get(&key).is_some_and(|t| t.refresh_at_ms > now) {
+                continue;
+            }
+            let mut request = json!({"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest",
+                "spec": {"expirationSeconds": spec.expiration_seconds,
+                    "boundObjectRef": {"kind": "Pod", "apiVersion": "v1", "name": pod_name, "uid": self.uid()}}});
+            if let Some(audience) = &spec.audience {
+                request["spec"]["audiences"] = json!([audience]);
+            }
+            let path = format!("/api/v1/namespaces/{ns}/serviceaccounts/{account}/token");
+            let answer: Value = self.shared.api.create(&path, &request).await?;
+            let token = answer.pointer("/status/token").and_then(Value::as_str).unwrap_or("").to_string();
+            // The server may cut the lifetime; renew at 80% of what was granted.
+            let granted =
+                answer.pointer("/spec/expirationSeconds").and_then(Value::as_i64).unwrap_or(spec.expiration_seconds);
+            let refresh_at_ms = now + (granted.max(60) as u64) * 800;
+            self.memory.tokens.insert(key, super::IssuedToken { token, refresh_at_ms });
+            issued = true;
+        }
+        Ok(issued)
+    }
+
+    /// Renews the pod's projected service-account tokens that are due and rewrites its volumes
+    /// in place, once its containers have been started with them.
+    async fn renew_tokens(&mut self) {
+        if self.memory.tokens.is_empty() {
+            return;
+        }
+        let now = now_ms();
+        match self.issue_tokens(now).await {
+            Ok(false) => {}
+            Ok(true) => {
+                let sources = match self.sources().await {
+                    Ok(mut s) => {
+                        s.tokens = self.memory.tokens.iter().map(|(k, t)| (k.clone(), t.token.clone())).collect();
+                        s
+                    }
+                    Err(e) => {
+                        tracing::warn!(pod = %super::key(self.pod), "renewed tokens not written: {e}");
+                        return;
+                    }
+                };
+                let written = super::volumes::volumes(self.pod, &sources)
+                    .and_then(|v| super::volumes::materialize(&self.pod_dir(), &v).map_err(|e| e.to_string()));
+                if let Err(e) = written {
+                    tracing::warn!(pod = %super::key(self.pod), "renewed tokens not written: {e}");
+                }
+            }
+            Err(e) => tracing::warn!(pod = %super::key(self.pod), "service account token not renewed: {e}"),
         }
     }
 

@@ -243,7 +243,11 @@ pub fn cluster_roles() -> Vec<Value> {
             &[],
             vec![
                 rule(&["get", "list", "watch", "update", "patch", "delete"], &["*"], &["*"]),
-                rule(&["create"], &[""], &["pods", "pods/eviction", "events", "endpoints", "serviceaccounts"]),
+                rule(
+                    &["create"],
+                    &[""],
+                    &["pods", "pods/eviction", "events", "endpoints", "serviceaccounts", "configmaps"],
+                ),
                 rule(&["create"], &["apps"], &["replicasets"]),
                 rule(&["create"], &["discovery.k8s.io"], &["endpointslices"]),
                 rule(&["create"], &["events.k8s.io"], &["events"]),
