@@ -15,8 +15,6 @@ use skiff_client::ClientError;
 use skiff_client::ClientTls;
 use skiff_pki::Issued;
 use skiff_pki::Pki;
-use skiff_testkit::cluster::skiff_binary;
-use skiff_testkit::ClusterOptions;
 use skiff_testkit::ProcessCluster;
 use support::eventually;
 use support::Kubectl;
@@ -36,29 +34,7 @@ struct Secure {
 impl Secure {
     async fn start() -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
-        let pki = Pki::init(dir.path().join("pki")).expect("pki");
-        let ips: Vec<String> = ["127.0.0.11", "127.0.0.12", "127.0.0.13", "127.0.0.1"].map(String::from).to_vec();
-        pki.issue_server("skiff-server", &ips, DAY).expect("serving cert").write(dir.path(), "server").expect("write");
-        let path = |name: &str| dir.path().join(name).display().to_string();
-        let pki_path = |name: &str| dir.path().join("pki").join(name).display().to_string();
-        let options = ClusterOptions {
-            extra_args: vec![
-                "--tls-cert-file".into(),
-                path("server.crt"),
-                "--tls-private-key-file".into(),
-                path("server.key"),
-                "--client-ca-file".into(),
-                pki_path(skiff_pki::CA_CERT),
-                "--service-account-signing-key-file".into(),
-                pki_path(skiff_pki::SA_KEY),
-                "--service-account-key-file".into(),
-                pki_path(skiff_pki::SA_PUB),
-            ],
-            api_tls: true,
-            ..ClusterOptions::default()
-        };
-        let cluster = ProcessCluster::start(&skiff_binary(), options).await.expect("cluster");
-        cluster.wait_leader(Duration::from_secs(20)).await.expect("leader");
+        let (cluster, pki) = support::tls_cluster(dir.path()).await;
         let mut secure = Self { cluster, pki, dir, admin: Client::new("unused:1") };
         secure.admin = secure.client_as("admin", &["system:masters"]);
         let admin = secure.admin.clone();

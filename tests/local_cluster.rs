@@ -22,11 +22,24 @@ fn pids(cluster_json: &str) -> Vec<u64> {
     v["servers"].as_array().expect("servers").iter().filter_map(|s| s["pid"].as_u64()).collect()
 }
 
+/// Brings the local cluster down when the test ends before its own `local down` (a failed
+/// assertion), so no servers, agent, containerd or bridge outlive it and disturb later tests.
+struct DownOnDrop(String);
+
+impl Drop for DownOnDrop {
+    fn drop(&mut self) {
+        if std::path::Path::new(&format!("{}/cluster.json", self.0)).exists() {
+            let _ = skiff(&["local", "down", "--dir", &self.0]);
+        }
+    }
+}
+
 #[test]
 fn local_up_lists_members_and_down_cleans_up() {
     let dir = tempfile::tempdir().expect("tempdir");
     let d = dir.path().join("local");
     let d = d.to_str().expect("utf8");
+    let _down = DownOnDrop(d.to_string());
     let (ok, out, err) = skiff(&["local", "up", "--dir", d, "--servers", "3"]);
     assert!(ok, "local up failed: {out}\n{err}");
     assert!(out.contains("skiff local cluster is up: 3 servers and 1 agent"), "{out}");
