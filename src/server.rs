@@ -321,14 +321,25 @@ fn component_client(
 }
 
 /// With TLS on, the API server reaches node agents over TLS too, presenting the components'
-/// certificate (group `system:masters`, which agents require) and trusting the cluster CA.
+/// certificate (group `system:masters`, which agents require) and trusting the cluster CA. The
+/// certificate follows its files, so it is rotated without a restart.
 fn agent_tls(args: &ServerArgs) -> anyhow::Result<Option<Arc<rustls::ClientConfig>>> {
     let (Some(ca), Some(cert), Some(key)) = (&args.client_ca_file, &args.component_cert_file, &args.component_key_file)
     else {
         return Ok(None);
     };
-    let files = skiff_client::ClientTls::from_files(ca, cert, key).context("reading the components' certificate")?;
-    Ok(Some(Arc::new(files.rustls_config()?)))
+    let mut roots = rustls::RootCertStore::empty();
+    for der in skiff_pki::reload::read_certs(ca)? {
+        roots.add(der).with_context(|| format!("{}: not a usable CA certificate", ca.display()))?;
+    }
+    let resolver = Arc::new(skiff_pki::reload::ReloadingCert::load(cert, key)?);
+    crate::tls::watch(resolver.clone());
+    let config = rustls::ClientConfig::builder_with_provider(skiff_client::crypto_provider())
+        .with_safe_default_protocol_versions()
+        .context("TLS protocol versions")?
+        .with_root_certificates(roots)
+        .with_client_cert_resolver(resolver);
+    Ok(Some(Arc::new(config)))
 }
 
 #[cfg(test)]

@@ -85,6 +85,66 @@ fn http_get(ip: &str, port: u16) -> std::io::Result<String> {
     Ok(answer)
 }
 
+/// What a raw WebSocket exec got: the answer's head, the channel messages (channel byte,
+/// payload) and the close code.
+type WebSocketExec = (String, Vec<(u8, Vec<u8>)>, Option<u16>);
+
+/// `GET path` as kubectl's first try at exec (WebSocket, `v5.channel.k8s.io`), read until the
+/// server closes.
+fn websocket_exec(addr: &str, path: &str) -> std::io::Result<WebSocketExec> {
+    use std::io::Read;
+    use std::io::Write;
+    let mut s = std::net::TcpStream::connect(addr)?;
+    s.set_read_timeout(Some(Duration::from_secs(30)))?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
+         Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
+         Sec-WebSocket-Protocol: v5.channel.k8s.io\r\n\r\n"
+    )?;
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        s.read_exact(&mut byte)?;
+        head.push(byte[0]);
+    }
+    let head = String::from_utf8_lossy(&head).into_owned();
+    let mut messages = Vec::new();
+    if !head.starts_with("HTTP/1.1 101") {
+        return Ok((head, messages, None));
+    }
+    loop {
+        let mut h = [0u8; 2];
+        s.read_exact(&mut h)?;
+        let mut len = (h[1] & 0x7f) as u64;
+        if len == 126 {
+            let mut l = [0u8; 2];
+            s.read_exact(&mut l)?;
+            len = u16::from_be_bytes(l) as u64;
+        } else if len == 127 {
+            let mut l = [0u8; 8];
+            s.read_exact(&mut l)?;
+            len = u64::from_be_bytes(l);
+        }
+        let mut payload = vec![0u8; len as usize];
+        s.read_exact(&mut payload)?;
+        match h[0] & 0x0f {
+            0x8 => {
+                // Answer the close (client frames are masked; an all-zero mask).
+                let _ = s.write_all(&[0x88, 0x80, 0, 0, 0, 0]);
+                let code = payload.get(..2).map(|c| u16::from_be_bytes([c[0], c[1]]));
+                return Ok((head, messages, code));
+            }
+            0x2 => {
+                if let Some((ch, data)) = payload.split_first() {
+                    messages.push((*ch, data.to_vec()));
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
 fn container_status<'a>(pod: &'a Value, name: &str) -> &'a Value {
     pod["status"]["containerStatuses"]
         .as_array()
@@ -209,6 +269,26 @@ async fn the_seeds_pod_runs_in_containerd_with_an_ip_and_kubectl_sees_it() {
     let copied = s.kubectl.run(&["exec", "talker", "--", "cat", "/tmp/greeting.txt"]);
     assert_eq!(copied.stdout, "copied into the pod\n", "{}", copied.stderr);
 
+    // kubectl's WebSocket offers were taken: the agent bridged them, nothing fell back to SPDY.
+    let log = std::fs::read_to_string(&s.agent.log).unwrap_or_default();
+    assert!(log.contains("exec/attach over WebSocket v5.channel.k8s.io"), "{}", s.agent.log_tail());
+    assert!(!log.contains("over SPDY/3.1, tunnelled unchanged"), "{}", s.agent.log_tail());
+    // The same by hand: a raw WebSocket exec to the API server.
+    let addr = &s._cluster.servers[0].api_addr;
+    let (head, messages, close) =
+        websocket_exec(addr, "/api/v1/namespaces/default/pods/talker/exec?command=echo&command=hi&stdout=true")
+            .expect("a WebSocket exec");
+    assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+    let lower = head.to_ascii_lowercase();
+    assert!(lower.contains("sec-websocket-protocol: v5.channel.k8s.io"), "{head}");
+    assert!(head.contains("s3pPLMBiTxaQ9kYGzzhZRbK+xOo="), "the accept key of RFC 6455's example: {head}");
+    let stdout: Vec<u8> = messages.iter().filter(|(ch, _)| *ch == 1).flat_map(|(_, d)| d.clone()).collect();
+    assert_eq!(String::from_utf8_lossy(&stdout), "hi\n", "{messages:?}");
+    let status = messages.iter().find(|(ch, _)| *ch == 3).expect("a Status on channel 3");
+    let status: Value = serde_json::from_slice(&status.1).expect("Status JSON");
+    assert_eq!(status["status"], "Success", "{status}");
+    assert_eq!(close, Some(1000), "a normal close");
+
     // port-forward: real traffic from a local port to the pod's web server.
     let mut forward = std::process::Command::new("/usr/bin/kubectl")
         .arg("--kubeconfig")
@@ -239,6 +319,41 @@ async fn the_seeds_pod_runs_in_containerd_with_an_ip_and_kubectl_sees_it() {
         });
         assert!(answer.contains(WEB_BODY), "{answer}");
     }
+    let log = std::fs::read_to_string(&s.agent.log).unwrap_or_default();
+    assert!(log.contains("port-forward over WebSocket SPDY/3.1+portforward.k8s.io"), "{}", s.agent.log_tail());
+    // A terminal (under script(1)): the tty and its size reach the container over WebSocket (the
+    // runtime applies the size once the process has started, hence the pause).
+    let kubeconfig = s.kubectl.kubeconfig.to_str().expect("utf8");
+    let tty = std::process::Command::new("/usr/bin/script")
+        .args([
+            "-qec",
+            &format!(
+                "stty cols 91 rows 27; kubectl --kubeconfig {kubeconfig} exec -it talker -- sh -c 'sleep 1; stty size'"
+            ),
+        ])
+        .arg("/dev/null")
+        .stdin(std::process::Stdio::piped())
+        .output()
+        .expect("script");
+    let shown = String::from_utf8_lossy(&tty.stdout);
+    assert!(
+        shown.contains("27 91"),
+        "the terminal's size: {shown:?} {}\n{}",
+        String::from_utf8_lossy(&tty.stderr),
+        s.agent.log_tail()
+    );
+
+    // kubectl told not to try WebSocket still gets through over SPDY/3.1, tunnelled unchanged.
+    let spdy = std::process::Command::new("/usr/bin/kubectl")
+        .arg("--kubeconfig")
+        .arg(&s.kubectl.kubeconfig)
+        .args(["exec", "talker", "--", "sh", "-c", "echo over spdy"])
+        .env("KUBECTL_REMOTE_COMMAND_WEBSOCKETS", "false")
+        .output()
+        .expect("kubectl exec over SPDY");
+    assert_eq!(String::from_utf8_lossy(&spdy.stdout), "over spdy\n", "{}", String::from_utf8_lossy(&spdy.stderr));
+    let log = std::fs::read_to_string(&s.agent.log).unwrap_or_default();
+    assert!(log.contains("exec over SPDY/3.1, tunnelled unchanged"), "{}", s.agent.log_tail());
 
     // Services: the agent's proxy rules take a ClusterIP (from the host and from a pod) and a
     // NodePort (on one of the node's addresses) to the pod.
@@ -642,7 +757,8 @@ async fn the_agent_speaks_tls_and_answers_only_the_api_servers() {
         .expect("cert")
         .write(dir.path(), "node-serving")
         .expect("write");
-    pki.issue_client("jane", &["dev".to_string()], DAY).expect("cert").write(dir.path(), "jane").expect("write");
+    let jane = pki.issue_client("jane", &["dev".to_string()], DAY).expect("cert");
+    jane.write(dir.path(), "jane").expect("write");
     let ca = dir.path().join("pki").join(skiff_pki::CA_CERT).display().to_string();
     let options = ClusterOptions {
         extra_args: vec![
@@ -706,6 +822,25 @@ async fn the_agent_speaks_tls_and_answers_only_the_api_servers() {
     assert_eq!(logs.stdout, "hello over tls\n", "{}", logs.stderr);
     let exec = kubectl.run(&["exec", "hello", "--", "sh", "-c", "echo exec over tls"]);
     assert_eq!(exec.stdout, "exec over tls\n", "{}", exec.stderr);
+
+    // Running a command is `create` on pods/exec even when kubectl asks with a WebSocket GET: a
+    // user who may only `get` it is refused both ways.
+    apply(
+        &kubectl,
+        "apiVersion: rbac.authorization.k8s.io/v1\nkind: Role\nmetadata:\n  name: exec-get\n  namespace: default\nrules:\n- apiGroups: [\"\"]\n  resources: [pods, pods/exec]\n  verbs: [get]\n---\napiVersion: rbac.authorization.k8s.io/v1\nkind: RoleBinding\nmetadata:\n  name: jane-exec-get\n  namespace: default\nroleRef:\n  apiGroup: rbac.authorization.k8s.io\n  kind: Role\n  name: exec-get\nsubjects:\n- kind: User\n  name: jane\n",
+    );
+    let config = skiff_pki::kubeconfig("skiff", &format!("https://{}", servers[0]), pki.ca_pem(), "jane", &jane);
+    let jane_config = dir.path().join("jane.kubeconfig");
+    std::fs::write(&jane_config, config).expect("kubeconfig");
+    let as_jane = Kubectl { kubeconfig: jane_config, cache: dir.path().join("cache-jane") };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while as_jane.run(&["auth", "can-i", "get", "pods", "--subresource=exec"]).stdout.trim() != "yes" {
+        assert!(Instant::now() < deadline, "the binding never took effect");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let refused = as_jane.run(&["exec", "hello", "--", "echo", "should not run"]);
+    assert!(!refused.ok && !refused.stdout.contains("should not run"), "{} {}", refused.stdout, refused.stderr);
+    assert!(refused.stderr.contains("forbidden"), "{}", refused.stderr);
 
     // Straight to the agent: plain HTTP and no certificate get no answer; a user's certificate
     // from the cluster CA gets 403; the components' certificate gets the logs.

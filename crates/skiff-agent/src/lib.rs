@@ -21,6 +21,8 @@ pub mod pod;
 pub mod proxy;
 pub mod routes;
 pub mod server;
+pub mod spdy;
+pub mod websocket;
 
 pub use agent::reset;
 pub use agent::run;

@@ -1,7 +1,8 @@
 //! The agent's own endpoint, which the API servers reach at the Node's InternalIP and daemon
-//! port: container logs, and exec, attach and port-forward, whose protocol upgrade is tunnelled
-//! on to the runtime's streaming server (containerd answers SPDY/3.1 with kubectl's stream
-//! protocols), so the agent never parses the stream itself.
+//! port: container logs, and exec, attach and port-forward. A SPDY/3.1 upgrade is tunnelled
+//! unchanged to the runtime's streaming server (containerd answers SPDY/3.1 with kubectl's
+//! stream protocols); a WebSocket upgrade (what kubectl offers first) is answered here and
+//! bridged to a SPDY session with the runtime (see [`crate::websocket`]).
 //!
 //! With TLS configured the endpoint requires a client certificate from the cluster CA whose
 //! groups include `system:masters` (the API servers' component identity): a user's certificate
@@ -220,6 +221,11 @@ async fn stream(
     let Some((addr, path)) = split_url(&url) else {
         return text(500, format!("the runtime gave an unusable streaming URL: {url}"));
     };
+    if is_websocket(req.headers()) {
+        return websocket(req, kind, io, &addr, &path).await;
+    }
+    let n = crate::websocket::SPDY_SESSIONS.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+    tracing::info!(sessions = n, "{kind} over SPDY/3.1, tunnelled unchanged");
     let mut forwarded = Vec::new();
     for name in tunnel::FORWARDED_HEADERS {
         for value in req.headers().get_all(*name) {
@@ -251,6 +257,73 @@ async fn stream(
     tokio::spawn(async move {
         if let Ok(upgraded) = on_upgrade.await {
             tunnel::splice(hyper_util::rt::TokioIo::new(upgraded), upstream).await;
+        }
+    });
+    response
+}
+
+fn is_websocket(headers: &hyper::HeaderMap) -> bool {
+    headers.get("upgrade").and_then(|v| v.to_str().ok()).is_some_and(|v| v.trim().eq_ignore_ascii_case("websocket"))
+}
+
+/// Answers kubectl's WebSocket offer: the runtime's streaming server is reached over SPDY/3.1
+/// first (so a refusal is still an HTTP answer), then the agent switches protocols and bridges
+/// the two (see [`crate::websocket`]).
+async fn websocket(
+    mut req: hyper::Request<hyper::body::Incoming>,
+    kind: &str,
+    io: StreamIo,
+    addr: &str,
+    path: &str,
+) -> hyper::Response<Body> {
+    use crate::websocket::EXEC_PROTOCOL;
+    use crate::websocket::PORTFORWARD_PROTOCOL;
+    let (protocol, stream_protocol) = if kind == "portforward" {
+        (PORTFORWARD_PROTOCOL, "portforward.k8s.io")
+    } else {
+        (EXEC_PROTOCOL, "v4.channel.k8s.io")
+    };
+    if !crate::websocket::offers(req.headers(), protocol) {
+        return text(400, format!("{kind} over WebSocket needs the subprotocol {protocol}"));
+    }
+    let Some(key) = req.headers().get("sec-websocket-key").and_then(|v| v.to_str().ok()).map(str::to_string) else {
+        return text(400, "a WebSocket upgrade needs Sec-WebSocket-Key".into());
+    };
+    let headers = [("Connection", "Upgrade"), ("Upgrade", "SPDY/3.1"), ("X-Stream-Protocol-Version", stream_protocol)]
+        .map(|(k, v)| (k.to_string(), v.to_string()));
+    let upstream = match tunnel::open(addr, None, "POST", path, &headers).await {
+        Ok(u) => u,
+        Err(e) => return text(502, format!("the runtime's streaming server at {addr}: {e}")),
+    };
+    if upstream.status != 101 {
+        let body = String::from_utf8_lossy(&upstream.body).trim().to_string();
+        return text(upstream.status, body);
+    }
+    let mut response = hyper::Response::new(text(101, String::new()).into_body());
+    *response.status_mut() = hyper::StatusCode::SWITCHING_PROTOCOLS;
+    for (k, v) in [
+        ("upgrade", "websocket".to_string()),
+        ("connection", "Upgrade".to_string()),
+        ("sec-websocket-accept", crate::websocket::accept_key(&key)),
+        ("sec-websocket-protocol", protocol.to_string()),
+    ] {
+        if let Ok(value) = hyper::header::HeaderValue::from_str(&v) {
+            response.headers_mut().insert(k, value);
+        }
+    }
+    let on_upgrade = hyper::upgrade::on(&mut req);
+    let port_forward = kind == "portforward";
+    tokio::spawn(async move {
+        let Ok(upgraded) = on_upgrade.await else { return };
+        let role = tokio_tungstenite::tungstenite::protocol::Role::Server;
+        let ws =
+            tokio_tungstenite::WebSocketStream::from_raw_socket(hyper_util::rt::TokioIo::new(upgraded), role, None)
+                .await;
+        let (leftover, stream) = upstream.into_parts();
+        if port_forward {
+            crate::websocket::port_forward(ws, leftover, stream).await;
+        } else {
+            crate::websocket::exec(ws, leftover, stream, io).await;
         }
     });
     response

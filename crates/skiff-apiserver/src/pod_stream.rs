@@ -1,8 +1,8 @@
 //! `pods/exec`, `pods/attach` and `pods/portforward`: the API server checks the request against
-//! the pod, then tunnels the protocol upgrade to the pod's agent, which tunnels it to the
-//! runtime's streaming server. kubectl first offers a WebSocket; the agent's runtime speaks
-//! SPDY/3.1, so the WebSocket offer is declined and kubectl falls back to SPDY, as it does
-//! against any server that does not answer 101.
+//! the pod, then tunnels the protocol upgrade to the pod's agent, which answers it. kubectl
+//! first offers a WebSocket (`v5.channel.k8s.io` for exec and attach,
+//! `SPDY/3.1+portforward.k8s.io` for port-forward), which the agent bridges to the runtime's
+//! SPDY/3.1 streaming server; the SPDY/3.1 fallback goes through both hops unchanged.
 
 use axum::body::Body;
 use axum::http::request::Parts;
@@ -47,13 +47,18 @@ async fn stream(
     sub: &str,
 ) -> Result<Response, ApiError> {
     let upgrade = header(parts, "upgrade").to_ascii_lowercase();
-    if upgrade == "websocket" {
-        return Err(ApiError::BadRequest(format!(
-            "pods/{sub} is served over SPDY/3.1 by this server; WebSocket is not supported yet"
-        )));
+    if upgrade != "websocket" && !upgrade.starts_with("spdy/") {
+        return Err(ApiError::BadRequest(format!("pods/{sub} needs a connection upgrade to WebSocket or SPDY/3.1")));
     }
-    if !upgrade.starts_with("spdy/") {
-        return Err(ApiError::BadRequest(format!("pods/{sub} needs a connection upgrade to SPDY/3.1")));
+    // A WebSocket upgrade is a GET, which the authorization middleware saw as `get`; running a
+    // command is `create` on the subresource whichever way it is asked for.
+    if parts.method == axum::http::Method::GET {
+        if let Some(user) = parts.extensions.get::<crate::authn::UserInfo>() {
+            let path = parts.uri.path().to_string();
+            let a =
+                crate::authz::Attributes::of_request(user.clone(), &axum::http::Method::POST, &path, parts.uri.query());
+            state.authorizer.require(state, &a).await?;
+        }
     }
     let pods = ResourcePath {
         resource: skiff_api_types::registry::find("", "v1", "pods")
@@ -100,7 +105,10 @@ async fn stream(
     }
     let mut response = Response::builder().status(StatusCode::SWITCHING_PROTOCOLS);
     for (k, v) in &upstream.headers {
-        if matches!(k.as_str(), "connection" | "upgrade" | "x-stream-protocol-version") {
+        if matches!(
+            k.as_str(),
+            "connection" | "upgrade" | "x-stream-protocol-version" | "sec-websocket-accept" | "sec-websocket-protocol"
+        ) {
             if let Ok(value) = HeaderValue::from_str(v) {
                 response = response.header(k.as_str(), value);
             }

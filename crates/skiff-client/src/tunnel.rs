@@ -62,6 +62,14 @@ pub struct Upstream {
     stream: Box<dyn Stream>,
 }
 
+impl Upstream {
+    /// The upgraded connection, for a caller that speaks the protocol itself: the bytes that
+    /// came with the head, and the stream.
+    pub fn into_parts(self) -> (Vec<u8>, Box<dyn Stream>) {
+        (self.leftover, self.stream)
+    }
+}
+
 /// Sends `method path` with `headers` to `addr` (`host:port`, over TLS when `tls` is given) and
 /// reads the answer's head.
 pub async fn open(
