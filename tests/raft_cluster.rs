@@ -250,13 +250,14 @@ async fn lagging_server_rejoins_through_a_snapshot() {
     // The leader compacted its log past what the stopped server has.
     let metrics = http_get(&cluster.server(leader).expect("server").api_addr, "/metrics").await.expect("metrics").1;
     assert!(metrics.contains("skiff_raft_applied_index"), "{metrics}");
-    // The API's own bootstrap writes (system namespaces) are counted too.
+    // The servers' own bootstrap writes are counted too: the system namespaces, the `kubernetes`
+    // Service, the default RBAC roles and bindings, and what the controllers create for them.
     let counted: u64 = metrics
         .lines()
         .find_map(|l| l.strip_prefix("skiff_store_write_duration_seconds_count{result=\"ok\"} "))
         .and_then(|v| v.trim().parse().ok())
         .unwrap_or(0);
-    assert!((1200..1220).contains(&counted), "the leader counted its 1200 writes: {metrics}");
+    assert!((1200..1300).contains(&counted), "the leader counted its 1200 writes: {metrics}");
     cluster.start_server(lagging).expect("restart");
     cluster.wait_applied(lagging, last, Duration::from_secs(60)).await.expect("catch up");
     let log = std::fs::read_to_string(&cluster.server(lagging).expect("server").log).expect("log");

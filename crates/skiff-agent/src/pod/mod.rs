@@ -5,6 +5,7 @@
 //! failure to start a container), so they are tested without a runtime. `worker` carries them out.
 
 pub mod env;
+mod http_probe;
 pub mod plan;
 pub mod probe;
 pub mod relist;

@@ -765,15 +765,14 @@ async fn run_action(
             }
         }
         probe::Action::Http { scheme, host, port, path, headers } => {
-            if scheme.eq_ignore_ascii_case("HTTPS") {
-                return (false, "HTTPS probes are not supported by skiff's agent yet".into());
-            }
+            let https = scheme.eq_ignore_ascii_case("HTTPS");
+            let url_scheme = if https { "https" } else { "http" };
             let host = host.as_deref().unwrap_or(pod_ip);
-            match tokio::time::timeout(timeout, http_probe(host, *port, path, headers)).await {
+            match tokio::time::timeout(timeout, super::http_probe::status(https, host, *port, path, headers)).await {
                 Ok(Ok(code)) if (200..400).contains(&code) => (true, String::new()),
                 Ok(Ok(code)) => (false, format!("HTTP probe failed with statuscode: {code}")),
-                Ok(Err(e)) => (false, format!("Get \"http://{host}:{port}{path}\": {e}")),
-                Err(_) => (false, format!("Get \"http://{host}:{port}{path}\": context deadline exceeded")),
+                Ok(Err(e)) => (false, format!("Get \"{url_scheme}://{host}:{port}{path}\": {e}")),
+                Err(_) => (false, format!("Get \"{url_scheme}://{host}:{port}{path}\": context deadline exceeded")),
             }
         }
     }
@@ -800,34 +799,4 @@ async fn run_hook(
             (!ok).then_some(message)
         }
     }
-}
-
-/// A bare HTTP/1.1 GET: the status code.
-async fn http_probe(host: &str, port: u16, path: &str, headers: &[(String, String)]) -> std::io::Result<u16> {
-    use tokio::io::AsyncReadExt;
-    use tokio::io::AsyncWriteExt;
-    let mut stream = tokio::net::TcpStream::connect((host, port)).await?;
-    let mut request = format!("GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\nUser-Agent: kube-probe/1.32\r\nAccept: */*\r\nConnection: close\r\n");
-    for (k, v) in headers {
-        request.push_str(&format!("{k}: {v}\r\n"));
-    }
-    request.push_str("\r\n");
-    stream.write_all(request.as_bytes()).await?;
-    let mut head = [0u8; 64];
-    let mut filled = 0;
-    while filled < head.len() {
-        let n = stream.read(&mut head[filled..]).await?;
-        if n == 0 {
-            break;
-        }
-        filled += n;
-        if head[..filled].contains(&b'\n') {
-            break;
-        }
-    }
-    let line = String::from_utf8_lossy(&head[..filled]);
-    line.split_whitespace()
-        .nth(1)
-        .and_then(|code| code.parse().ok())
-        .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidData, "malformed HTTP response"))
 }
