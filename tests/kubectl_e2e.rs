@@ -335,6 +335,26 @@ async fn raw_errors(addr: &str) {
         .await
         .expect("answer");
     assert_eq!(code, 200);
+    // A watch by name from before a deletion delivers it, even when the object is already gone
+    // when the watch starts (what `kubectl delete --wait` relies on).
+    let (code, created) = post(term.to_string(), cm("short-lived")).await;
+    assert_eq!(code, 201, "{created}");
+    let rv: String = created
+        .split("\"resourceVersion\":\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("a resourceVersion")
+        .to_string();
+    let (code, _) = http_request(addr, "DELETE", "/api/v1/namespaces/default/configmaps/short-lived", None, b"")
+        .await
+        .expect("answer");
+    assert_eq!(code, 200);
+    let watch = format!(
+        "/api/v1/namespaces/default/configmaps?watch=true&fieldSelector=metadata.name%3Dshort-lived&resourceVersion={rv}&timeoutSeconds=1"
+    );
+    let (code, events) = http_request(addr, "GET", &watch, None, b"").await.expect("answer");
+    assert_eq!(code, 200);
+    assert_has(&events, "\"type\":\"DELETED\"");
     // The refusals above are counted per verb, resource and code in the upstream metric names.
     let (_, metrics) = http_request(addr, "GET", "/metrics", None, b"").await.expect("answer");
     let configmaps =

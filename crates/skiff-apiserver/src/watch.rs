@@ -124,7 +124,8 @@ pub async fn serve(state: Arc<ApiState>, p: ResourcePath, q: Query, headers: Hea
     } else {
         let rv = q.get("resourceVersion").map(objects::parse_rv).transpose()?.unwrap_or(0);
         if !sel.is_empty() {
-            // Seed the matching set from the current state; a watch resumes close to it.
+            // Seed the matching set from the current state; a watch resumes close to it. (An
+            // object changed between the requested revision and now is judged by its state now.)
             let page = state
                 .store
                 .list(
@@ -168,6 +169,12 @@ pub async fn serve(state: Arc<ApiState>, p: ResourcePath, q: Query, headers: Hea
                 let kind = match (ev.kind, matched_before, matches_now) {
                     (EventKind::Deleted, true, _) => "DELETED",
                     (EventKind::Deleted, false, _) if sel.is_empty() => "DELETED",
+                    // The matching set was seeded from the state at the watch's start, which may
+                    // already lack an object deleted after the requested revision; the deleted
+                    // record is the object as it last was, so it decides (as upstream's
+                    // previous-object filter does). Without this, `kubectl delete` waiting with
+                    // a name selector from just before the deletion waited forever.
+                    (EventKind::Deleted, false, _) if sel.matches(r, &obj) => "DELETED",
                     (EventKind::Deleted, false, _) => return None,
                     (_, false, true) => "ADDED",
                     (_, true, true) => "MODIFIED",
