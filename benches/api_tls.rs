@@ -2,9 +2,8 @@
 //! and through a TLS one, in the same run, on the same machine.
 //!
 //! Two three-server clusters run side by side on loopback, started the same way except that
-//! the second has a serving certificate, a client CA and the components' certificate (as
-//! tests/tls_e2e.rs does: a cluster PKI made with `skiff_pki`, the client an admin certificate
-//! in `system:masters`). Pods are only objects here: there is no agent, and they name a
+//! the second has a serving certificate and a client CA (`skiff_testkit::tls::start`: a cluster
+//! PKI made with `skiff_pki`, the client an admin certificate in `system:masters`). Pods are only objects here: there is no agent, and they name a
 //! `schedulerName` no scheduler handles, so neither cluster writes anything but the creates.
 //!
 //! A round creates the same number of pods (2 000 by default) into a fresh namespace, the same
@@ -40,7 +39,6 @@ use serde_json::Value;
 use skiff_client::Client;
 use skiff_client::ClientError;
 use skiff_client::ClientTls;
-use skiff_pki::Pki;
 use skiff_testkit::cluster::skiff_binary;
 use skiff_testkit::ClusterOptions;
 use skiff_testkit::ProcessCluster;
@@ -221,33 +219,8 @@ async fn run(args: &Args) -> String {
 /// A cluster whose API ports speak only TLS and require client certificates of its CA.
 async fn start_tls() -> Side {
     let dir = tempfile::tempdir().expect("tempdir");
-    let pki = Pki::init(dir.path().join("pki")).expect("pki");
-    let ips: Vec<String> = ["127.0.0.11", "127.0.0.12", "127.0.0.13", "127.0.0.1"].map(String::from).to_vec();
-    pki.issue_server("skiff-server", &ips, DAY).expect("serving cert").write(dir.path(), "server").expect("write");
-    let masters = ["system:masters".to_string()];
-    pki.issue_client("system:skiff-apiserver", &masters, DAY)
-        .expect("component cert")
-        .write(dir.path(), "components")
-        .expect("write");
-    let admin = pki.issue_client("bench-admin", &masters, DAY).expect("admin cert");
-    let path = |name: &str| dir.path().join(name).display().to_string();
-    let options = ClusterOptions {
-        extra_args: vec![
-            "--tls-cert-file".into(),
-            path("server.crt"),
-            "--tls-private-key-file".into(),
-            path("server.key"),
-            "--client-ca-file".into(),
-            dir.path().join("pki").join(skiff_pki::CA_CERT).display().to_string(),
-            "--component-cert-file".into(),
-            path("components.crt"),
-            "--component-key-file".into(),
-            path("components.key"),
-        ],
-        api_tls: true,
-        ..ClusterOptions::default()
-    };
-    let cluster = ProcessCluster::start(&skiff_binary(), options).await.expect("a TLS cluster");
+    let (cluster, pki) = skiff_testkit::tls::start(dir.path(), Vec::new()).await.expect("a TLS cluster");
+    let admin = pki.issue_client("bench-admin", &["system:masters".to_string()], DAY).expect("admin cert");
     let tls = ClientTls {
         ca_pem: pki.ca_pem().as_bytes().to_vec(),
         cert_pem: admin.cert_pem.into_bytes(),

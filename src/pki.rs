@@ -27,37 +27,10 @@ pub enum PkiCommand {
     /// already exist are kept, so running it again changes nothing.
     Init,
     /// Issue a serving certificate (also valid as a client certificate between servers).
-    Server {
-        /// The certificate's common name.
-        #[arg(long)]
-        name: String,
-        /// A subject alternative name: an IP address or a DNS name. Repeat or comma-separate.
-        #[arg(long = "san", required = true, value_delimiter = ',')]
-        sans: Vec<String>,
-        /// File name stem: writes STEM.crt and STEM.key into the PKI directory [default: server-NAME].
-        #[arg(long)]
-        out: Option<String>,
-        /// Validity in days (capped at the CA's expiry).
-        #[arg(long, default_value_t = 365, value_parser = clap::value_parser!(u32).range(1..))]
-        days: u32,
-    },
+    Server(ServingCert),
     /// Issue a peer certificate for a server's Raft port: CN the name, O=skiff:peers, the SANs
     /// peers dial it at; serverAuth and clientAuth (servers present it to each other).
-    Peer {
-        /// The certificate's common name (e.g. the server's host name).
-        #[arg(long)]
-        name: String,
-        /// A subject alternative name: the IP address or DNS name of this server's Raft address
-        /// in --peers. Repeat or comma-separate.
-        #[arg(long = "san", required = true, value_delimiter = ',')]
-        sans: Vec<String>,
-        /// File name stem: writes STEM.crt and STEM.key into the PKI directory [default: peer-NAME].
-        #[arg(long)]
-        out: Option<String>,
-        /// Validity in days (capped at the CA's expiry).
-        #[arg(long, default_value_t = 365, value_parser = clap::value_parser!(u32).range(1..))]
-        days: u32,
-    },
+    Peer(ServingCert),
     /// Issue a client certificate: CN is the user name, one O per group.
     Client {
         /// The user name the API server will see.
@@ -73,6 +46,26 @@ pub enum PkiCommand {
         #[arg(long, default_value_t = 365, value_parser = clap::value_parser!(u32).range(1..))]
         days: u32,
     },
+}
+
+/// What a serving or peer certificate is issued for.
+#[derive(Args, Debug)]
+pub struct ServingCert {
+    /// The certificate's common name (e.g. the server's host name).
+    #[arg(long)]
+    name: String,
+    /// A subject alternative name: an IP address or a DNS name clients dial the server at (for a
+    /// peer certificate, the host of this server's Raft address in --peers). Repeat or
+    /// comma-separate.
+    #[arg(long = "san", required = true, value_delimiter = ',')]
+    sans: Vec<String>,
+    /// File name stem: writes STEM.crt and STEM.key into the PKI directory [default: server-NAME
+    /// or peer-NAME].
+    #[arg(long)]
+    out: Option<String>,
+    /// Validity in days (capped at the CA's expiry).
+    #[arg(long, default_value_t = 365, value_parser = clap::value_parser!(u32).range(1..))]
+    days: u32,
 }
 
 #[derive(Args, Debug)]
@@ -106,14 +99,14 @@ pub fn run(args: PkiArgs) -> anyhow::Result<()> {
             let what = if existed { "kept the existing" } else { "created a new" };
             println!("{}: {what} cluster CA (expires {})", dir.display(), utc(pki.ca_not_after()));
         }
-        PkiCommand::Server { name, sans, out, days } => {
+        PkiCommand::Server(ServingCert { name, sans, out, days }) => {
             let pki = open(&dir)?;
             let issued = pki
                 .issue_server(&name, &sans, DAY * days)
                 .with_context(|| format!("issuing a serving certificate for {name}"))?;
             write(&dir, &issued, &out.unwrap_or_else(|| format!("server-{name}")))?;
         }
-        PkiCommand::Peer { name, sans, out, days } => {
+        PkiCommand::Peer(ServingCert { name, sans, out, days }) => {
             let pki = open(&dir)?;
             let issued = pki
                 .issue_peer(&name, &sans, DAY * days)

@@ -60,15 +60,16 @@ pub fn server_config(files: &TlsFiles) -> anyhow::Result<Arc<rustls::ServerConfi
     Ok(Arc::new(config))
 }
 
-/// Checks the certificate's files every [`RELOAD_CHECK`] and swaps in a renewed one.
+/// Checks a certificate's files (the serving one, or the one presented to agents) every
+/// [`RELOAD_CHECK`] and swaps in a renewed one.
 pub fn watch(cert: Arc<ReloadingCert>) {
     tokio::spawn(async move {
         loop {
             tokio::time::sleep(RELOAD_CHECK).await;
             match cert.reload_if_changed() {
-                Ok(true) => tracing::info!(cert = %cert.cert_path().display(), "serving certificate reloaded"),
+                Ok(true) => tracing::info!(cert = %cert.cert_path().display(), "certificate reloaded"),
                 Ok(false) => {}
-                Err(e) => tracing::warn!(cert = %cert.cert_path().display(), "serving certificate not reloaded: {e}"),
+                Err(e) => tracing::warn!(cert = %cert.cert_path().display(), "certificate not reloaded: {e}"),
             }
         }
     });

@@ -542,6 +542,14 @@ async fn kubectl_sees_rbac_impersonation_tokens_and_the_node_authorizer() {
     assert_eq!(code(n2.patch_merge("/api/v1/namespaces/team-a/pods/holder/status", &status).await), 403);
     assert_eq!(code(n1.patch_merge("/api/v1/namespaces/team-a/pods/holder/status", &status).await), 200);
     assert_eq!(code(n1.patch_merge("/api/v1/namespaces/team-a/pods/holder", &status).await), 403, "spec is not its");
+    // A node gets tokens only for its pods' accounts, bound to a pod of its own.
+    let token_path = "/api/v1/namespaces/team-a/serviceaccounts/robot/token";
+    let bound_to_holder = json!({"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest",
+        "spec": {"boundObjectRef": {"kind": "Pod", "apiVersion": "v1", "name": "holder"}}});
+    let unbound = json!({"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest", "spec": {}});
+    assert_eq!(code(n1.create(token_path, &bound_to_holder).await), 200, "its pod's account, bound to its pod");
+    assert_eq!(code(n2.create(token_path, &bound_to_holder).await), 403, "not its pod");
+    assert_eq!(code(n1.create(token_path, &unbound).await), 403, "a node's tokens are always bound to a pod");
     let other_node = json!({"apiVersion": "v1", "kind": "Node", "metadata": {"name": "n2"}});
     assert_eq!(code(n1.create("/api/v1/nodes", &other_node).await), 403, "a node registers only itself");
     let label = json!({"metadata": {"labels": {"zone": "a"}}});

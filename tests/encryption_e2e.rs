@@ -201,12 +201,13 @@ async fn secret_values_never_reach_the_data_dirs_and_keys_rotate() {
     write_key_file(&key_file, &[&key2, &key1]);
     wait_reloaded(&cluster, 1).await;
     assert_eq!(read_secret(&k), secret, "written under key1, read with key2 first");
-    // Step 2: rewrite every Secret; it is now sealed with key2. (A `kubectl replace` of an
-    // unchanged object is a no-op the API answers without writing, so the rewrite changes an
-    // annotation, as docs/encryption.md says.)
+    // Step 2: rewrite every Secret, upstream's way (`kubectl replace` of the unchanged objects:
+    // the API writes an unchanged Secret whose stored form is sealed with an older key); it is
+    // now sealed with key2.
     let before = raw_value(&cluster, SECRET_KEY).await;
     assert!(before.starts_with(b"k8s:enc:aesgcm:v1:key1:"));
-    k.ok(&["annotate", "secrets", "--all", "-A", "--overwrite", "skiff.io/reencrypted-at=step-2"]);
+    let all = k.ok(&["get", "secrets", "-A", "-o", "json"]);
+    k.ok_stdin(&["replace", "--validate=false", "-f", "-"], &all);
     let stored = raw_value(&cluster, SECRET_KEY).await;
     assert!(stored.starts_with(b"k8s:enc:aesgcm:v1:key2:"), "after replace: {:?}", String::from_utf8_lossy(&stored));
     let (sealed, _) = grep(&data_dirs, b"k8s:enc:aesgcm:v1:key2:");

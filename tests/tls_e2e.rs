@@ -12,9 +12,6 @@ use serde_json::Value;
 use skiff_client::Client;
 use skiff_client::ClientTls;
 use skiff_pki::Pki;
-use skiff_testkit::cluster::skiff_binary;
-use skiff_testkit::ClusterOptions;
-use skiff_testkit::ProcessCluster;
 use support::eventually;
 use support::Kubectl;
 use support::SimNodes;
@@ -51,7 +48,6 @@ async fn kubectl_over_tls_with_certificates_and_tokens() {
     let dir = tempfile::tempdir().expect("tempdir");
     let pki = Pki::init(dir.path().join("pki")).expect("pki");
     let ips: Vec<String> = ["127.0.0.11", "127.0.0.12", "127.0.0.13", "127.0.0.1"].map(String::from).to_vec();
-    pki.issue_server("skiff-server", &ips, DAY).expect("serving cert").write(dir.path(), "server").expect("write");
     let masters = ["system:masters".to_string()];
     pki.issue_client("system:skiff-components", &masters, DAY)
         .expect("component cert")
@@ -61,26 +57,16 @@ async fn kubectl_over_tls_with_certificates_and_tokens() {
     std::fs::write(&tokens, "tok-robot,robot,42,\"bots\"\n").expect("token file");
     let path = |name: &str| dir.path().join(name).display().to_string();
     let ca = dir.path().join("pki").join(skiff_pki::CA_CERT);
-    let options = ClusterOptions {
-        extra_args: vec![
-            "--tls-cert-file".into(),
-            path("server.crt"),
-            "--tls-private-key-file".into(),
-            path("server.key"),
-            "--client-ca-file".into(),
-            ca.display().to_string(),
-            "--token-auth-file".into(),
-            tokens.display().to_string(),
-            "--component-cert-file".into(),
-            path("components.crt"),
-            "--component-key-file".into(),
-            path("components.key"),
-        ],
-        api_tls: true,
-        ..ClusterOptions::default()
-    };
-    let cluster = ProcessCluster::start(&skiff_binary(), options).await.expect("cluster");
-    cluster.wait_leader(Duration::from_secs(20)).await.expect("leader");
+    let extra = vec![
+        "--token-auth-file".into(),
+        tokens.display().to_string(),
+        "--component-cert-file".into(),
+        path("components.crt"),
+        "--component-key-file".into(),
+        path("components.key"),
+    ];
+    // The same PKI directory: `start` keeps the CA made above.
+    let (cluster, _) = skiff_testkit::tls::start(dir.path(), extra).await.expect("cluster");
     let addr = cluster.servers[0].api_addr.clone();
     let url = format!("https://{addr}");
 

@@ -87,35 +87,9 @@ impl Kubectl {
     }
 }
 
-/// A three-server cluster serving TLS with client-certificate authentication and RBAC, with
-/// service-account tokens, its PKI in `dir/pki` and the serving certificate in `dir`.
+/// A three-server TLS cluster with its PKI (`skiff_testkit::tls::start`).
 pub async fn tls_cluster(dir: &Path) -> (skiff_testkit::ProcessCluster, skiff_pki::Pki) {
-    const DAY: Duration = Duration::from_secs(86_400);
-    let pki = skiff_pki::Pki::init(dir.join("pki")).expect("pki");
-    let ips: Vec<String> = ["127.0.0.11", "127.0.0.12", "127.0.0.13", "127.0.0.1"].map(String::from).to_vec();
-    pki.issue_server("skiff-server", &ips, DAY).expect("serving cert").write(dir, "server").expect("write");
-    let path = |name: &str| dir.join(name).display().to_string();
-    let pki_path = |name: &str| dir.join("pki").join(name).display().to_string();
-    let options = skiff_testkit::ClusterOptions {
-        extra_args: vec![
-            "--tls-cert-file".into(),
-            path("server.crt"),
-            "--tls-private-key-file".into(),
-            path("server.key"),
-            "--client-ca-file".into(),
-            pki_path(skiff_pki::CA_CERT),
-            "--service-account-signing-key-file".into(),
-            pki_path(skiff_pki::SA_KEY),
-            "--service-account-key-file".into(),
-            pki_path(skiff_pki::SA_PUB),
-        ],
-        api_tls: true,
-        ..Default::default()
-    };
-    let cluster =
-        skiff_testkit::ProcessCluster::start(&skiff_testkit::cluster::skiff_binary(), options).await.expect("cluster");
-    cluster.wait_leader(Duration::from_secs(20)).await.expect("leader");
-    (cluster, pki)
+    skiff_testkit::tls::start(dir, Vec::new()).await.expect("a TLS cluster")
 }
 
 /// [`tls_cluster`] and kubectl with an admin kubeconfig (user `admin` in `system:masters`).

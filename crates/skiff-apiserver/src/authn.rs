@@ -99,30 +99,35 @@ impl Authenticator {
         &self,
         request: &Request,
     ) -> impl std::future::Future<Output = Result<Option<UserInfo>, InvalidToken>> + Send + '_ {
-        // A request's body is not Sync, so the future holds only what the checks need.
+        // A request's body is not Sync, so the future holds only what the checks need: the
+        // certificate's user, or the bearer token (most requests carry a certificate).
         let cert_user = request.extensions().get::<UserInfo>().cloned();
-        let headers = request.headers().clone();
-        async move { self.authenticate_parts(cert_user, &headers).await }
+        let token = match cert_user {
+            Some(_) => None,
+            None => request
+                .headers()
+                .get(axum::http::header::AUTHORIZATION)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|h| h.strip_prefix("Bearer "))
+                .map(|t| t.trim().to_string()),
+        };
+        async move {
+            match (cert_user, token) {
+                (Some(user), _) => Ok(Some(user)),
+                (None, Some(token)) => self.authenticate_token(&token).await.map(Some),
+                (None, None) => Ok(None),
+            }
+        }
     }
 
-    async fn authenticate_parts(
-        &self,
-        cert_user: Option<UserInfo>,
-        headers: &axum::http::HeaderMap,
-    ) -> Result<Option<UserInfo>, InvalidToken> {
-        if let Some(user) = cert_user {
-            return Ok(Some(user));
-        }
-        let header = headers.get(axum::http::header::AUTHORIZATION).and_then(|v| v.to_str().ok());
-        let Some(token) = header.and_then(|h| h.strip_prefix("Bearer ")).map(str::trim) else {
-            return Ok(None);
-        };
+    /// The user a bearer token stands for: a static token first, else a service-account token.
+    async fn authenticate_token(&self, token: &str) -> Result<UserInfo, InvalidToken> {
         if let Some(user) = self.tokens.get(token) {
-            return Ok(Some(user.clone()));
+            return Ok(user.clone());
         }
         match &self.service_accounts {
             Some((issuer, store)) => match issuer.authenticate(store.as_ref(), token).await {
-                Ok(user) => Ok(Some(user)),
+                Ok(user) => Ok(user),
                 Err(e) => {
                     tracing::debug!("bearer token refused: {e}");
                     Err(InvalidToken)

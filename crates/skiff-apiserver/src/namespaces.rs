@@ -293,3 +293,46 @@ async fn report_remaining(
         Err(e) => Err(e),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use skiff_store::MemStore;
+
+    use super::*;
+
+    async fn stored(state: &ApiState, name: &str) -> (Value, u64) {
+        let roles = registry::find("rbac.authorization.k8s.io", "v1", "clusterroles").expect("clusterroles");
+        let record =
+            state.store.get(&roles.key(None, name), Consistency::Linearizable).await.expect("get").expect("stored");
+        (serde_json::from_slice(&record.value).expect("json"), record.revision)
+    }
+
+    async fn overwrite(state: &ApiState, name: &str, role: &Value, revision: u64) {
+        let roles = registry::find("rbac.authorization.k8s.io", "v1", "clusterroles").expect("clusterroles");
+        let bytes = objects::to_bytes(role).expect("bytes");
+        state.store.update(&roles.key(None, name), bytes, Precondition::revision(revision)).await.expect("update");
+    }
+
+    #[tokio::test]
+    async fn default_roles_are_restored_unless_an_operator_opted_out() {
+        let state = ApiState::new(Arc::new(MemStore::new()), Default::default());
+        bootstrap(&state).await.expect("bootstrap");
+        let (view, _) = stored(&state, "view").await;
+        assert!(view.get("aggregationRule").is_some(), "the defaults are written");
+
+        // An edited default that still says autoupdate is put back at the next start.
+        let (mut scheduler, revision) = stored(&state, "system:kube-scheduler").await;
+        let defaults = scheduler["rules"].clone();
+        scheduler["rules"] = json!([{"verbs": ["*"], "apiGroups": ["*"], "resources": ["*"]}]);
+        overwrite(&state, "system:kube-scheduler", &scheduler, revision).await;
+        // One the operator marked autoupdate "false" keeps the edit.
+        let (mut basic, revision) = stored(&state, "system:basic-user").await;
+        basic["metadata"]["annotations"]["rbac.authorization.kubernetes.io/autoupdate"] = "false".into();
+        basic["rules"] = json!([]);
+        overwrite(&state, "system:basic-user", &basic, revision).await;
+
+        bootstrap(&state).await.expect("second start");
+        assert_eq!(stored(&state, "system:kube-scheduler").await.0["rules"], defaults);
+        assert_eq!(stored(&state, "system:basic-user").await.0["rules"], json!([]));
+    }
+}

@@ -155,32 +155,39 @@ impl TokenIssuer {
         if claims.sub != expected_sub {
             return Err(TokenError::Invalid("the subject does not name the service account".into()));
         }
-        let still = |plural: &'static str, r: &Ref| {
-            let key = registry::find("", "v1", plural).map(|res| res.key(Some(ns), &r.name));
-            let (name, uid) = (r.name.clone(), r.uid.clone());
-            async move {
-                let key = key.ok_or_else(|| TokenError::Revoked(format!("no {plural} resource")))?;
-                let record = store
-                    .get(&key, Consistency::Linearizable)
-                    .await
-                    .map_err(|e| TokenError::Revoked(format!("cannot check {plural} {ns}/{name}: {e}")))?;
-                match record {
-                    Some(r) if r.uid == uid => Ok(()),
-                    Some(_) => Err(TokenError::Revoked(format!("{plural} {ns}/{name} was replaced"))),
-                    None => Err(TokenError::Revoked(format!("{plural} {ns}/{name} no longer exists"))),
-                }
-            }
-        };
-        still("serviceaccounts", &k.serviceaccount).await?;
+        still_exists(store, "serviceaccounts", ns, &k.serviceaccount).await?;
         if let Some(pod) = &k.pod {
-            still("pods", pod).await?;
+            still_exists(store, "pods", ns, pod).await?;
         }
         if let Some(secret) = &k.secret {
-            still("secrets", secret).await?;
+            still_exists(store, "secrets", ns, secret).await?;
         }
         let groups = vec!["system:serviceaccounts".to_string(), format!("system:serviceaccounts:{ns}")];
         Ok(UserInfo::new(&claims.sub, &k.serviceaccount.uid, &groups))
     }
+}
+
+/// `Ok` when the object a token names exists with the uid the token names.
+async fn still_exists(store: &dyn Store, plural: &'static str, ns: &str, r: &Ref) -> Result<(), TokenError> {
+    match core_object(store, plural, ns, &r.name).await {
+        Ok(Some(record)) if record.uid == r.uid => Ok(()),
+        Ok(Some(_)) => Err(TokenError::Revoked(format!("{plural} {ns}/{} was replaced", r.name))),
+        Ok(None) => Err(TokenError::Revoked(format!("{plural} {ns}/{} no longer exists", r.name))),
+        Err(e) => Err(TokenError::Revoked(format!("cannot check {plural} {ns}/{}: {e}", r.name))),
+    }
+}
+
+/// The stored record of a core/v1 object, read linearizably (`namespace` is ignored for
+/// cluster-scoped resources).
+async fn core_object(
+    store: &dyn Store,
+    plural: &'static str,
+    namespace: &str,
+    name: &str,
+) -> Result<Option<skiff_store::Record>, skiff_store::StoreError> {
+    let resource = registry::find("", "v1", plural)
+        .ok_or_else(|| skiff_store::StoreError::Internal(format!("no {plural} resource in the registry")))?;
+    store.get(&resource.key(Some(namespace), name), Consistency::Linearizable).await
 }
 
 fn invalid(name: &str, field: &str, message: String) -> ApiError {
@@ -206,19 +213,12 @@ pub async fn token_request(
     if kind != "TokenRequest" {
         return Err(ApiError::BadRequest(format!("expected a TokenRequest, got {kind}")));
     }
-    let get = |plural: &str, name: &str| {
-        let key = registry::find("", "v1", plural).map(|r| r.key(Some(namespace), name));
-        let (plural, name) = (plural.to_string(), name.to_string());
-        async move {
-            let key = key.ok_or(ApiError::NoRoute)?;
-            let record = store
-                .get(&key, Consistency::Linearizable)
-                .await
-                .map_err(|e| ApiError::from_store(e, &plural, &name))?;
-            Ok::<_, ApiError>(record.and_then(|r| serde_json::from_slice::<Value>(&r.value).ok()))
-        }
+    let get = |plural: &'static str, name: String| async move {
+        let record =
+            core_object(store, plural, namespace, &name).await.map_err(|e| ApiError::from_store(e, plural, &name))?;
+        Ok::<_, ApiError>(record.and_then(|r| serde_json::from_slice::<Value>(&r.value).ok()))
     };
-    let sa = get("serviceaccounts", account)
+    let sa = get("serviceaccounts", account.to_string())
         .await?
         .ok_or_else(|| ApiError::NotFound { kind: "serviceaccounts".into(), name: account.into() })?;
     let sa_uid = crate::objects::meta_str(&sa, "uid").unwrap_or("").to_string();
@@ -266,8 +266,9 @@ pub async fn token_request(
                 ))
             }
         };
-        let object =
-            get(plural, &name).await?.ok_or_else(|| ApiError::NotFound { kind: plural.into(), name: name.clone() })?;
+        let object = get(plural, name.clone())
+            .await?
+            .ok_or_else(|| ApiError::NotFound { kind: plural.into(), name: name.clone() })?;
         let actual_uid = crate::objects::meta_str(&object, "uid").unwrap_or("").to_string();
         if !uid.is_empty() && uid != actual_uid {
             return Err(ApiError::Conflict {
@@ -295,16 +296,13 @@ pub async fn token_request(
                 )));
             }
             if let Some(node) = object.pointer("/spec/nodeName").and_then(Value::as_str).filter(|n| !n.is_empty()) {
-                let node_uid = match registry::find("", "v1", "nodes") {
-                    Some(nodes) => store
-                        .get(&nodes.key(None, node), Consistency::Linearizable)
-                        .await
-                        .ok()
-                        .flatten()
-                        .map(|r| r.uid)
-                        .unwrap_or_default(),
-                    None => String::new(),
-                };
+                // Nodes are cluster-scoped: the namespace is not part of their key.
+                let node_uid = core_object(store, "nodes", namespace, node)
+                    .await
+                    .ok()
+                    .flatten()
+                    .map(|r| r.uid)
+                    .unwrap_or_default();
                 kubernetes.node = Some(Ref { name: node.to_string(), uid: node_uid });
             }
             kubernetes.pod = Some(reference);

@@ -79,6 +79,9 @@ pub enum ClusterError {
     Timeout(String),
     #[error("no server {0}")]
     NoSuchServer(u64),
+    /// Making the cluster's certificates failed.
+    #[error("cluster PKI: {0}")]
+    Pki(String),
     #[error("Raft port TLS: {0}")]
     Tls(#[from] skiff_raft::tls::TlsError),
     #[error("client: {0}")]

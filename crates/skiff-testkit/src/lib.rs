@@ -5,7 +5,9 @@ pub mod cluster;
 pub mod linearizability;
 pub mod netfault;
 pub mod proxy;
+pub mod tls;
 pub mod workload;
 
+pub use cluster::ClusterError;
 pub use cluster::ClusterOptions;
 pub use cluster::ProcessCluster;
