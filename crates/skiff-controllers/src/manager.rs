@@ -48,7 +48,7 @@ pub struct Settings {
     /// The longest time between rounds when nothing changes (time-driven decisions, such as a
     /// node's grace period running out, are noticed this often).
     pub resync: Duration,
-    /// How long a round waits for the caches to show its writes before going on regardless.
+    /// How long a round waits for the caches to show its writes before it warns (it waits on).
     pub settle: Duration,
     /// Writes carried out at once.
     pub parallel_writes: usize,
@@ -185,11 +185,14 @@ async fn lead(client: Client, token: u64, settings: Settings) {
     tracing::info!(term = token, "controllers active");
     let writer = client.fenced(token);
     let caches = Caches::start(&client);
+    let mut pause = Duration::ZERO;
     loop {
         tokio::select! {
             _ = caches.changed() => {}
             _ = tokio::time::sleep(settings.resync) => {}
         }
+        // Changes that arrive meanwhile are taken in by the round after the pause.
+        tokio::time::sleep(pause).await;
         if !caches.synced() {
             continue;
         }
@@ -197,10 +200,12 @@ async fn lead(client: Client, token: u64, settings: Settings) {
         let config = settings.config.clone();
         // Reconciling is CPU work over every cached object: on the blocking pool, so it never
         // holds up the runtime's workers (and Raft's heartbeats with them).
+        let started = Instant::now();
         let Ok(actions) = tokio::task::spawn_blocking(move || decide(&snapshot, &config)).await else {
             tracing::error!("a controller round failed to run");
             continue;
         };
+        pause = round_pause(started.elapsed());
         if actions.is_empty() {
             continue;
         }
@@ -208,6 +213,20 @@ async fn lead(client: Client, token: u64, settings: Settings) {
         settle(&caches, &written, settings.settle).await;
     }
 }
+
+/// How long the manager rests after a round whose decisions took `spent`: a round looks at
+/// every cached object, so while the cluster changes without pause (thousands of pods being
+/// bound) rounds back to back would take a whole core from the API and the scheduler. Resting
+/// three times as long as the round keeps the controllers to a quarter of a core however large
+/// the cluster; with a small cluster a round takes a millisecond and the rest is unnoticeable.
+/// The cost is latency under load: a change waits at most one round and one rest.
+fn round_pause(spent: Duration) -> Duration {
+    const REST_PER_WORK: u32 = 3;
+    spent.saturating_mul(REST_PER_WORK).min(MAX_ROUND_PAUSE)
+}
+
+/// The longest rest between rounds, whatever a round cost.
+const MAX_ROUND_PAUSE: Duration = Duration::from_millis(500);
 
 /// Every controller's actions for one snapshot. A controller that panics (a bug) loses its
 /// round, not the others'.
@@ -337,17 +356,22 @@ fn resource_of(path: &str) -> Option<&str> {
     }
 }
 
-/// Waits until every cache shows the writes made to it, or `limit` passes.
-async fn settle(caches: &Caches, written: &[Written], limit: Duration) {
-    let deadline = Instant::now() + limit;
+/// Waits until every cache shows the writes made to it, warning every `warn_after` while one
+/// lags. It never goes on without them: a round decided on a cache that misses this round's
+/// writes would repeat them (a second pod for the same replica, the same podCIDR for two
+/// nodes). A cache whose watch broke lists again, and a list shows every earlier write, so the
+/// wait ends unless this server stops leading, which drops the whole task.
+async fn settle(caches: &Caches, written: &[Written], warn_after: Duration) {
+    let mut warn_at = Instant::now() + warn_after;
     loop {
-        let behind = written.iter().any(|(resource, rv)| caches.revision(resource).is_some_and(|seen| seen < *rv));
-        if !behind {
+        let behind: Vec<&Written> =
+            written.iter().filter(|(resource, rv)| caches.revision(resource).is_some_and(|seen| seen < *rv)).collect();
+        if behind.is_empty() {
             return;
         }
-        if Instant::now() >= deadline {
-            tracing::debug!("caches did not show this round's writes in time; going on");
-            return;
+        if Instant::now() >= warn_at {
+            tracing::warn!(behind = ?behind, "the caches do not show this round's writes yet; the next round waits for them");
+            warn_at = Instant::now() + warn_after;
         }
         tokio::time::sleep(Duration::from_millis(5)).await;
     }

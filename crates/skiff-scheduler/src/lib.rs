@@ -87,6 +87,9 @@ mod schedule_tests;
 use std::collections::BTreeMap;
 use std::hash::Hasher;
 
+use std::borrow::Borrow;
+use std::sync::Arc;
+
 use k8s_openapi::api::core::v1::{Node, Pod};
 
 use crate::affinity::AffinityFilter;
@@ -102,15 +105,24 @@ use crate::spread::SpreadFilter;
 const REASON_BAD_ALLOCATABLE: &str = "node(s) had invalid allocatable resources";
 
 /// Everything the scheduler looks at for one decision.
+/// Objects are shared with the caches they come from (`Arc`), so taking a snapshot of a large
+/// cluster copies pointers, not pods.
 #[derive(Debug, Clone, Default)]
 pub struct Snapshot {
     /// All nodes known to the cluster, schedulable or not.
-    pub nodes: Vec<Node>,
+    pub nodes: Vec<Arc<Node>>,
     /// All pods, bound (`spec.nodeName` set) or not. Pods bound to nodes not
     /// in `nodes`, and pods in phase `Succeeded` or `Failed`, are ignored. The
     /// pod being scheduled may be included; it is recognised by UID (or by
     /// namespace and name) and never counted against itself.
-    pub pods: Vec<Pod>,
+    pub pods: Vec<Arc<Pod>>,
+}
+
+impl Snapshot {
+    /// A snapshot of owned objects (tests, and callers without caches).
+    pub fn of(nodes: Vec<Node>, pods: Vec<Pod>) -> Self {
+        Self { nodes: nodes.into_iter().map(Arc::new).collect(), pods: pods.into_iter().map(Arc::new).collect() }
+    }
 }
 
 /// The outcome of scheduling one pod.
@@ -150,11 +162,11 @@ pub fn schedule(pod: &Pod, snapshot: &Snapshot) -> Decision {
 /// Decides for every pod of `pending`, in order, each decision counting the pods placed by the
 /// earlier ones (as a scheduler that binds them in that order would see). The cluster is
 /// examined once, not once per pod, so a pass over many waiting pods costs about pending × nodes.
-pub fn schedule_all(pending: &[Pod], snapshot: &Snapshot) -> Vec<Decision> {
+pub fn schedule_all<P: Borrow<Pod>>(pending: &[P], snapshot: &Snapshot) -> Vec<Decision> {
     let mut cluster = ClusterView::build(None, snapshot);
     let mut decisions = Vec::with_capacity(pending.len());
     let mut start = 0;
-    for pod in pending {
+    for pod in pending.iter().map(Borrow::borrow) {
         let decision = match early_decision(pod, snapshot) {
             Some(decision) => decision,
             None => {

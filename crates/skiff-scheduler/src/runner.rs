@@ -15,7 +15,7 @@
 //!
 //! A pass decides for every waiting pod first, each decision counting the pods placed before it
 //! (upstream's "assume"), then binds them all concurrently: one `pods/binding` write (which also
-//! sets `PodScheduled=True`) and one `Scheduled` event per pod. A pod that fits nowhere waits
+//! sets `PodScheduled=True`) per pod, and one `Scheduled` event written beside it. A pod that fits nowhere waits
 //! before it is tried again, as upstream's queue makes it: until the cluster changes (a node, or
 //! the set of bound pods) and its back-off (1 s, doubling to 10 s) has passed, or at most 5
 //! minutes.
@@ -80,7 +80,7 @@ impl Runner {
                     _ = tokio::time::sleep(LEADERSHIP_POLL) => {}
                 },
             }
-            let node_list = nodes.snapshot();
+            let node_list = nodes.shared();
             if node_list.is_empty() {
                 continue;
             }
@@ -88,7 +88,7 @@ impl Runner {
             if !nodes.synced() || !pods.synced() {
                 continue;
             }
-            let snapshot = Snapshot { nodes: node_list, pods: pods.snapshot() };
+            let snapshot = Snapshot { nodes: node_list, pods: pods.shared() };
             let cluster = fingerprint(nodes.revision(), &snapshot);
             if let Err(e) = pass(&client, snapshot, &mut announced, &mut backoff, cluster).await {
                 tracing::debug!(term, "scheduling pass: {e}");
@@ -125,7 +125,7 @@ const INITIAL_BACKOFF: Duration = Duration::from_secs(1);
 const MAX_BACKOFF: Duration = Duration::from_secs(10);
 const MAX_UNSCHEDULABLE_WAIT: Duration = Duration::from_secs(300);
 /// Bindings carried out at once.
-const PARALLEL_BINDS: usize = 32;
+const PARALLEL_BINDS: usize = 64;
 /// Pods decided per pass; the rest wait for the next pass, so bindings start flowing early.
 const MAX_DECISIONS_PER_PASS: usize = 1_000;
 
@@ -168,7 +168,7 @@ async fn pass(
     backoff: &mut HashMap<String, Backoff>,
     cluster: u64,
 ) -> Result<(), ClientError> {
-    let mut pending: Vec<Pod> = snapshot.pods.iter().filter(|p| waiting(p)).cloned().collect();
+    let mut pending: Vec<Arc<Pod>> = snapshot.pods.iter().filter(|p| waiting(p)).cloned().collect();
     backoff.retain(|uid, _| pending.iter().any(|p| p.metadata.uid.as_deref() == Some(uid)));
     if pending.is_empty() {
         return Ok(());
@@ -188,7 +188,7 @@ async fn pass(
     })
     .await
     .map_err(|e| ClientError::Transport(format!("scheduling pass: {e}")))?;
-    let mut placed: Vec<(Pod, String)> = Vec::new();
+    let mut placed: Vec<(Arc<Pod>, String)> = Vec::new();
     for (pod, decision) in pending.into_iter().zip(decisions) {
         let (Some(ns), Some(name)) = (pod.metadata.namespace.clone(), pod.metadata.name.clone()) else { continue };
         let uid = pod.metadata.uid.clone().unwrap_or_default();
@@ -225,14 +225,17 @@ async fn pass(
 }
 
 /// Binds one pod and records its `Scheduled` event; answers the pod's uid.
-async fn bind_and_announce(client: Client, pod: Pod, node: String) -> Result<String, ClientError> {
+async fn bind_and_announce(client: Client, pod: Arc<Pod>, node: String) -> Result<String, ClientError> {
     let ns = pod.metadata.namespace.clone().unwrap_or_default();
     let name = pod.metadata.name.clone().unwrap_or_default();
     bind(&client, &ns, &name, &node).await?;
-    let message = format!("Successfully assigned {ns}/{name} to {node}");
-    event(&client, &pod, "Normal", "Scheduled", &message).await;
     tracing::info!(pod = %format!("{ns}/{name}"), %node, "bound");
-    Ok(pod.metadata.uid.clone().unwrap_or_default())
+    let uid = pod.metadata.uid.clone().unwrap_or_default();
+    // The event is written on the side, as upstream's event broadcaster does: the next binding
+    // does not wait for it.
+    let message = format!("Successfully assigned {ns}/{name} to {node}");
+    tokio::spawn(async move { event(&client, &pod, "Normal", "Scheduled", &message).await });
+    Ok(uid)
 }
 
 async fn bind(client: &Client, ns: &str, name: &str, node: &str) -> Result<(), ClientError> {
@@ -304,7 +307,7 @@ mod tests {
             serde_json::from_value(json!({"metadata": {"uid": uid}, "spec": {"containers": [], "nodeName": node}}))
                 .expect("fixture")
         };
-        let snapshot = |pods: Vec<Pod>| Snapshot { nodes: Vec::new(), pods };
+        let snapshot = |pods: Vec<Pod>| Snapshot::of(Vec::new(), pods);
         let base = fingerprint(5, &snapshot(vec![pod("a", "n1"), pod("b", "")]));
         assert_eq!(base, fingerprint(5, &snapshot(vec![pod("b", ""), pod("a", "n1")])), "order does not matter");
         assert_ne!(base, fingerprint(6, &snapshot(vec![pod("a", "n1"), pod("b", "")])), "a node changed");

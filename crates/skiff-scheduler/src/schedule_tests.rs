@@ -1,6 +1,7 @@
 //! End-to-end tests of [`crate::schedule`] over small hand-built clusters.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::{Node, Pod};
 use serde_json::{json, Value};
@@ -87,14 +88,10 @@ fn message_counts_reasons_across_three_nodes_like_upstream() {
         status.conditions =
             serde_json::from_value(json!([{"type": "Ready", "status": "False"}])).expect("test fixture");
     }
-    let snapshot = Snapshot {
-        nodes: vec![
-            not_ready,
-            node("n2", "1", "8Gi", json!({}), json!({})),
-            node("n3", "500m", "8Gi", json!({}), json!({})),
-        ],
-        pods: vec![],
-    };
+    let snapshot = Snapshot::of(
+        vec![not_ready, node("n2", "1", "8Gi", json!({}), json!({})), node("n3", "500m", "8Gi", json!({}), json!({}))],
+        vec![],
+    );
     let (message, reasons) = unschedulable(schedule(&pod("p", json!({}), "2", "1Gi", json!({})), &snapshot));
     assert_eq!(
         message,
@@ -106,7 +103,7 @@ fn message_counts_reasons_across_three_nodes_like_upstream() {
 
 #[test]
 fn every_resource_shortage_is_counted() {
-    let snapshot = Snapshot { nodes: vec![node("a", "1", "1Gi", json!({}), json!({}))], pods: vec![] };
+    let snapshot = Snapshot::of(vec![node("a", "1", "1Gi", json!({}), json!({}))], vec![]);
     let (message, _) = unschedulable(schedule(&pod("p", json!({}), "2", "2Gi", json!({})), &snapshot));
     assert_eq!(message, "0/1 nodes are available: 1 Insufficient cpu, 1 Insufficient memory.");
 }
@@ -120,7 +117,7 @@ fn zero_nodes_gives_a_clear_message() {
 
 #[test]
 fn unparseable_pod_quantity_is_unschedulable_not_a_panic() {
-    let snapshot = Snapshot { nodes: vec![plain_node("a")], pods: vec![] };
+    let snapshot = Snapshot::of(vec![plain_node("a")], vec![]);
     let (message, reasons) = unschedulable(schedule(&pod("p", json!({}), "1 core", "1Gi", json!({})), &snapshot));
     assert_eq!(
         message,
@@ -132,10 +129,10 @@ fn unparseable_pod_quantity_is_unschedulable_not_a_panic() {
 #[test]
 fn node_with_unparseable_allocatable_is_skipped() {
     let broken = node("a", "lots", "8Gi", json!({}), json!({}));
-    let snapshot = Snapshot { nodes: vec![broken, plain_node("b")], pods: vec![] };
+    let snapshot = Snapshot::of(vec![broken, plain_node("b")], vec![]);
     assert_eq!(bound_node(&schedule(&small_pod("p"), &snapshot)), "b");
 
-    let only_broken = Snapshot { nodes: vec![node("a", "4", "many", json!({}), json!({}))], pods: vec![] };
+    let only_broken = Snapshot::of(vec![node("a", "4", "many", json!({}), json!({}))], vec![]);
     let (message, _) = unschedulable(schedule(&small_pod("p"), &only_broken));
     assert_eq!(message, "0/1 nodes are available: 1 node(s) had invalid allocatable resources.");
 }
@@ -143,13 +140,13 @@ fn node_with_unparseable_allocatable_is_skipped() {
 #[test]
 fn bound_pods_consume_capacity_but_finished_pods_do_not() {
     let big = bound(pod("big", json!({}), "3500m", "1Gi", json!({})), "a");
-    let snapshot = Snapshot { nodes: vec![plain_node("a")], pods: vec![big.clone()] };
+    let snapshot = Snapshot::of(vec![plain_node("a")], vec![big.clone()]);
     let (message, _) = unschedulable(schedule(&pod("p", json!({}), "1", "1Gi", json!({})), &snapshot));
     assert_eq!(message, "0/1 nodes are available: 1 Insufficient cpu.");
 
     let mut finished = big;
     finished.status = serde_json::from_value(json!({"phase": "Succeeded"})).expect("test fixture");
-    let snapshot = Snapshot { nodes: vec![plain_node("a")], pods: vec![finished] };
+    let snapshot = Snapshot::of(vec![plain_node("a")], vec![finished]);
     assert_eq!(bound_node(&schedule(&pod("p", json!({}), "1", "1Gi", json!({})), &snapshot)), "a");
 }
 
@@ -159,14 +156,14 @@ fn pod_count_limit_is_enforced() {
     if let Some(alloc) = tiny.status.as_mut().and_then(|s| s.allocatable.as_mut()) {
         alloc.insert("pods".to_string(), k8s_openapi::apimachinery::pkg::api::resource::Quantity("1".to_string()));
     }
-    let snapshot = Snapshot { nodes: vec![tiny], pods: vec![bound(small_pod("existing"), "a")] };
+    let snapshot = Snapshot::of(vec![tiny], vec![bound(small_pod("existing"), "a")]);
     let (message, _) = unschedulable(schedule(&small_pod("p"), &snapshot));
     assert_eq!(message, "0/1 nodes are available: 1 Too many pods.");
 }
 
 #[test]
 fn init_container_peak_decides_fit() {
-    let snapshot = Snapshot { nodes: vec![node("a", "1", "8Gi", json!({}), json!({}))], pods: vec![] };
+    let snapshot = Snapshot::of(vec![node("a", "1", "8Gi", json!({}), json!({}))], vec![]);
     let heavy_init = pod(
         "p",
         json!({}),
@@ -190,10 +187,10 @@ fn init_container_peak_decides_fit() {
 
 #[test]
 fn prefers_the_emptier_node() {
-    let snapshot = Snapshot {
-        nodes: vec![plain_node("busy"), plain_node("idle")],
-        pods: vec![bound(pod("hog", json!({}), "3", "6Gi", json!({})), "busy")],
-    };
+    let snapshot = Snapshot::of(
+        vec![plain_node("busy"), plain_node("idle")],
+        vec![bound(pod("hog", json!({}), "3", "6Gi", json!({})), "busy")],
+    );
     assert_eq!(bound_node(&schedule(&small_pod("p"), &snapshot)), "idle");
 }
 
@@ -204,35 +201,35 @@ fn request_less_pods_still_count_when_scoring() {
         serde_json::from_value(json!({"metadata": {"name": name}, "spec": {"containers": [{"name": "c"}]}}))
             .expect("test fixture")
     };
-    let snapshot = Snapshot {
-        nodes: vec![plain_node("a"), plain_node("b")],
-        pods: vec![bound(no_requests("x"), "a"), bound(no_requests("y"), "a")],
-    };
+    let snapshot = Snapshot::of(
+        vec![plain_node("a"), plain_node("b")],
+        vec![bound(no_requests("x"), "a"), bound(no_requests("y"), "a")],
+    );
     assert_eq!(bound_node(&schedule(&no_requests("p"), &snapshot)), "b");
 }
 
 #[test]
 fn balanced_allocation_prefers_even_usage() {
     // Both nodes have the same average free share; only "even" uses cpu and memory alike.
-    let snapshot = Snapshot {
-        nodes: vec![node("even", "4", "4Gi", json!({}), json!({})), node("skewed", "4", "4Gi", json!({}), json!({}))],
-        pods: vec![
+    let snapshot = Snapshot::of(
+        vec![node("even", "4", "4Gi", json!({}), json!({})), node("skewed", "4", "4Gi", json!({}), json!({}))],
+        vec![
             bound(pod("x", json!({}), "2", "0", json!({})), "skewed"),
             bound(pod("y", json!({}), "1", "1Gi", json!({})), "even"),
         ],
-    };
+    );
     assert_eq!(bound_node(&schedule(&pod("p", json!({}), "0", "0", json!({})), &snapshot)), "even");
 }
 
 #[test]
 fn preferred_node_affinity_beats_emptiness() {
-    let snapshot = Snapshot {
-        nodes: vec![
+    let snapshot = Snapshot::of(
+        vec![
             node("ssd", "4", "8Gi", json!({"disk": "ssd"}), json!({})),
             node("hdd", "4", "8Gi", json!({"disk": "hdd"}), json!({})),
         ],
-        pods: vec![bound(pod("hog", json!({}), "2", "4Gi", json!({})), "ssd")],
-    };
+        vec![bound(pod("hog", json!({}), "2", "4Gi", json!({})), "ssd")],
+    );
     let p = pod(
         "p",
         json!({}),
@@ -248,8 +245,8 @@ fn preferred_node_affinity_beats_emptiness() {
 
 #[test]
 fn ties_are_broken_the_same_whatever_the_node_order_and_spread_over_pods() {
-    let forward = Snapshot { nodes: vec![plain_node("a"), plain_node("b"), plain_node("c")], pods: vec![] };
-    let backward = Snapshot { nodes: vec![plain_node("c"), plain_node("b"), plain_node("a")], pods: vec![] };
+    let forward = Snapshot::of(vec![plain_node("a"), plain_node("b"), plain_node("c")], vec![]);
+    let backward = Snapshot::of(vec![plain_node("c"), plain_node("b"), plain_node("a")], vec![]);
     let mut chosen = std::collections::BTreeSet::new();
     for i in 0..30 {
         let p = small_pod(&format!("p{i}"));
@@ -263,9 +260,9 @@ fn ties_are_broken_the_same_whatever_the_node_order_and_spread_over_pods() {
 #[test]
 fn prefer_no_schedule_taint_steers_away_without_blocking() {
     let soft = node("a", "4", "8Gi", json!({}), json!({"taints": [{"key": "spot", "effect": "PreferNoSchedule"}]}));
-    let snapshot = Snapshot { nodes: vec![soft.clone(), plain_node("b")], pods: vec![] };
+    let snapshot = Snapshot::of(vec![soft.clone(), plain_node("b")], vec![]);
     assert_eq!(bound_node(&schedule(&small_pod("p"), &snapshot)), "b");
-    let only_soft = Snapshot { nodes: vec![soft], pods: vec![] };
+    let only_soft = Snapshot::of(vec![soft], vec![]);
     assert_eq!(bound_node(&schedule(&small_pod("p"), &only_soft)), "a");
 }
 
@@ -277,18 +274,18 @@ fn not_ready_and_cordoned_nodes_are_rejected() {
             serde_json::from_value(json!([{"type": "Ready", "status": "False"}])).expect("test fixture");
     }
     let cordoned = node("b", "4", "8Gi", json!({}), json!({"unschedulable": true}));
-    let snapshot = Snapshot { nodes: vec![not_ready, cordoned], pods: vec![] };
+    let snapshot = Snapshot::of(vec![not_ready, cordoned], vec![]);
     let (message, _) = unschedulable(schedule(&small_pod("p"), &snapshot));
     assert_eq!(message, "0/2 nodes are available: 1 node(s) had condition NotReady, 1 node(s) were unschedulable.");
 
     let mut with_ready = snapshot.clone();
-    with_ready.nodes.push(plain_node("c"));
+    with_ready.nodes.push(Arc::new(plain_node("c")));
     assert_eq!(bound_node(&schedule(&small_pod("p"), &with_ready)), "c");
 }
 
 #[test]
 fn pinned_pod_only_fits_its_node() {
-    let snapshot = Snapshot { nodes: vec![plain_node("a"), plain_node("b")], pods: vec![] };
+    let snapshot = Snapshot::of(vec![plain_node("a"), plain_node("b")], vec![]);
     let pinned = pod("p", json!({}), "100m", "1Mi", json!({"nodeName": "b"}));
     assert_eq!(bound_node(&schedule(&pinned, &snapshot)), "b");
 }
@@ -306,15 +303,15 @@ fn host_port_conflicts_exclude_the_node() {
             ]}),
         )
     };
-    let snapshot = Snapshot { nodes: vec![plain_node("a"), plain_node("b")], pods: vec![bound(with_port("old"), "a")] };
+    let snapshot = Snapshot::of(vec![plain_node("a"), plain_node("b")], vec![bound(with_port("old"), "a")]);
     assert_eq!(bound_node(&schedule(&with_port("new"), &snapshot)), "b");
 
-    let single = Snapshot { nodes: vec![plain_node("a")], pods: vec![bound(with_port("old"), "a")] };
+    let single = Snapshot::of(vec![plain_node("a")], vec![bound(with_port("old"), "a")]);
     let (message, _) = unschedulable(schedule(&with_port("new"), &single));
     assert_eq!(message, "0/1 nodes are available: 1 node(s) didn't have free ports for the requested pod ports.");
 
     // A copy of the incoming pod in the snapshot never conflicts with itself.
-    let itself = Snapshot { nodes: vec![plain_node("a")], pods: vec![bound(with_port("new"), "a")] };
+    let itself = Snapshot::of(vec![plain_node("a")], vec![bound(with_port("new"), "a")]);
     assert_eq!(bound_node(&schedule(&with_port("new"), &itself)), "a");
 }
 
@@ -326,19 +323,19 @@ fn required_affinity(kind: &str, labels: Value, topology_key: &str) -> Value {
 
 #[test]
 fn required_pod_affinity_follows_matching_pods_into_their_zone() {
-    let snapshot = Snapshot {
-        nodes: vec![zoned_node("a1", "a"), zoned_node("b1", "b"), zoned_node("b2", "b")],
-        pods: vec![bound(pod("cache", json!({"app": "cache"}), "100m", "1Mi", json!({})), "b1")],
-    };
+    let snapshot = Snapshot::of(
+        vec![zoned_node("a1", "a"), zoned_node("b1", "b"), zoned_node("b2", "b")],
+        vec![bound(pod("cache", json!({"app": "cache"}), "100m", "1Mi", json!({})), "b1")],
+    );
     let spec = required_affinity("podAffinity", json!({"app": "cache"}), "zone");
     let p = pod("web", json!({"app": "web"}), "100m", "1Mi", spec.clone());
     // b2 is emptier than b1 and shares its zone.
     assert_eq!(bound_node(&schedule(&p, &snapshot)), "b2");
 
-    let no_zone_b = Snapshot {
-        nodes: vec![zoned_node("a1", "a"), plain_node("x")],
-        pods: vec![bound(pod("cache", json!({"app": "cache"}), "100m", "1Mi", json!({})), "x")],
-    };
+    let no_zone_b = Snapshot::of(
+        vec![zoned_node("a1", "a"), plain_node("x")],
+        vec![bound(pod("cache", json!({"app": "cache"}), "100m", "1Mi", json!({})), "x")],
+    );
     let (message, reasons) = unschedulable(schedule(&p, &no_zone_b));
     assert_eq!(message, "0/2 nodes are available: 2 node(s) didn't match pod affinity rules.");
     assert_eq!(reasons.len(), 1);
@@ -346,7 +343,7 @@ fn required_pod_affinity_follows_matching_pods_into_their_zone() {
 
 #[test]
 fn first_pod_of_a_self_affine_group_may_go_anywhere() {
-    let snapshot = Snapshot { nodes: vec![zoned_node("a1", "a")], pods: vec![] };
+    let snapshot = Snapshot::of(vec![zoned_node("a1", "a")], vec![]);
     let spec = required_affinity("podAffinity", json!({"app": "web"}), "zone");
     let self_affine = pod("web-0", json!({"app": "web"}), "100m", "1Mi", spec.clone());
     assert_eq!(bound_node(&schedule(&self_affine, &snapshot)), "a1");
@@ -361,13 +358,13 @@ fn first_pod_of_a_self_affine_group_may_go_anywhere() {
 fn required_anti_affinity_keeps_replicas_apart() {
     let spec = required_affinity("podAntiAffinity", json!({"app": "db"}), "kubernetes.io/hostname");
     let replica = |name: &str| pod(name, json!({"app": "db"}), "100m", "1Mi", spec.clone());
-    let snapshot = Snapshot { nodes: vec![plain_node("a"), plain_node("b")], pods: vec![bound(replica("db-0"), "a")] };
+    let snapshot = Snapshot::of(vec![plain_node("a"), plain_node("b")], vec![bound(replica("db-0"), "a")]);
     assert_eq!(bound_node(&schedule(&replica("db-1"), &snapshot)), "b");
 
-    let full = Snapshot {
-        nodes: vec![plain_node("a"), plain_node("b")],
-        pods: vec![bound(replica("db-0"), "a"), bound(replica("db-1"), "b")],
-    };
+    let full = Snapshot::of(
+        vec![plain_node("a"), plain_node("b")],
+        vec![bound(replica("db-0"), "a"), bound(replica("db-1"), "b")],
+    );
     let (message, _) = unschedulable(schedule(&replica("db-2"), &full));
     assert_eq!(message, "0/2 nodes are available: 2 node(s) didn't match pod anti-affinity rules.");
 }
@@ -379,10 +376,10 @@ fn existing_pods_anti_affinity_is_symmetric() {
     let loner = bound(pod("loner", json!({"app": "loner"}), "100m", "1Mi", loner_spec), "a");
     let web = pod("web", json!({"app": "web"}), "100m", "1Mi", json!({}));
 
-    let two = Snapshot { nodes: vec![plain_node("a"), plain_node("b")], pods: vec![loner.clone()] };
+    let two = Snapshot::of(vec![plain_node("a"), plain_node("b")], vec![loner.clone()]);
     assert_eq!(bound_node(&schedule(&web, &two)), "b");
 
-    let one = Snapshot { nodes: vec![plain_node("a")], pods: vec![loner] };
+    let one = Snapshot::of(vec![plain_node("a")], vec![loner]);
     let (message, _) = unschedulable(schedule(&web, &one));
     assert_eq!(message, "0/1 nodes are available: 1 node(s) didn't satisfy existing pods anti-affinity rules.");
 }
@@ -392,7 +389,7 @@ fn affinity_terms_default_to_the_pods_own_namespace() {
     let spec = required_affinity("podAntiAffinity", json!({"app": "db"}), "kubernetes.io/hostname");
     let mut elsewhere = bound(pod("db-other", json!({"app": "db"}), "100m", "1Mi", json!({})), "a");
     elsewhere.metadata.namespace = Some("other".to_string());
-    let snapshot = Snapshot { nodes: vec![plain_node("a")], pods: vec![elsewhere] };
+    let snapshot = Snapshot::of(vec![plain_node("a")], vec![elsewhere]);
     let p = pod("db-1", json!({"app": "db"}), "100m", "1Mi", spec);
     assert_eq!(bound_node(&schedule(&p, &snapshot)), "a");
 
@@ -410,13 +407,13 @@ fn preferred_pod_anti_affinity_spreads_replicas() {
         {"weight": 100, "podAffinityTerm": {"labelSelector": {"matchLabels": {"app": "web"}}, "topologyKey": "zone"}}
     ]}}});
     // Zone a holds a web replica; its node is otherwise the emptier one.
-    let snapshot = Snapshot {
-        nodes: vec![zoned_node("a1", "a"), zoned_node("b1", "b")],
-        pods: vec![
+    let snapshot = Snapshot::of(
+        vec![zoned_node("a1", "a"), zoned_node("b1", "b")],
+        vec![
             bound(pod("web-0", json!({"app": "web"}), "100m", "1Mi", json!({})), "a1"),
             bound(pod("batch", json!({}), "1", "2Gi", json!({})), "b1"),
         ],
-    };
+    );
     let p = pod("web-1", json!({"app": "web"}), "100m", "1Mi", spec);
     assert_eq!(bound_node(&schedule(&p, &snapshot)), "b1");
 }
@@ -426,10 +423,10 @@ fn preferred_pod_affinity_attracts() {
     let spec = json!({"affinity": {"podAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": [
         {"weight": 100, "podAffinityTerm": {"labelSelector": {"matchLabels": {"app": "cache"}}, "topologyKey": "zone"}}
     ]}}});
-    let snapshot = Snapshot {
-        nodes: vec![zoned_node("a1", "a"), zoned_node("b1", "b")],
-        pods: vec![bound(pod("cache", json!({"app": "cache"}), "1", "2Gi", json!({})), "b1")],
-    };
+    let snapshot = Snapshot::of(
+        vec![zoned_node("a1", "a"), zoned_node("b1", "b")],
+        vec![bound(pod("cache", json!({"app": "cache"}), "1", "2Gi", json!({})), "b1")],
+    );
     let p = pod("web", json!({"app": "web"}), "100m", "1Mi", spec);
     assert_eq!(bound_node(&schedule(&p, &snapshot)), "b1");
 }
@@ -453,16 +450,16 @@ fn web(name: &str, spec: Value) -> Pod {
 
 #[test]
 fn topology_spread_enforces_max_skew() {
-    let snapshot = Snapshot {
-        nodes: vec![zoned_node("a1", "a"), zoned_node("a2", "a"), zoned_node("b1", "b")],
-        pods: vec![bound(web("w0", json!({})), "a1"), bound(web("w1", json!({})), "a2")],
-    };
+    let snapshot = Snapshot::of(
+        vec![zoned_node("a1", "a"), zoned_node("a2", "a"), zoned_node("b1", "b")],
+        vec![bound(web("w0", json!({})), "a1"), bound(web("w1", json!({})), "a2")],
+    );
     let p = web("w2", spread(1, "DoNotSchedule", json!({})));
     assert_eq!(bound_node(&schedule(&p, &snapshot)), "b1");
 
     // With zone b full, zone a would reach skew 3 - 0 > 1.
     let mut b_full = snapshot.clone();
-    b_full.nodes[2] = node("b1", "50m", "8Gi", json!({"zone": "b"}), json!({}));
+    b_full.nodes[2] = Arc::new(node("b1", "50m", "8Gi", json!({"zone": "b"}), json!({})));
     let (message, _) = unschedulable(schedule(&p, &b_full));
     assert_eq!(
         message,
@@ -476,7 +473,7 @@ fn topology_spread_enforces_max_skew() {
 
 #[test]
 fn topology_spread_requires_the_topology_label() {
-    let snapshot = Snapshot { nodes: vec![plain_node("x")], pods: vec![] };
+    let snapshot = Snapshot::of(vec![plain_node("x")], vec![]);
     let (message, _) = unschedulable(schedule(&web("w", spread(1, "DoNotSchedule", json!({}))), &snapshot));
     assert_eq!(
         message,
@@ -486,7 +483,7 @@ fn topology_spread_requires_the_topology_label() {
 
 #[test]
 fn topology_spread_min_domains_treats_missing_domains_as_empty() {
-    let snapshot = Snapshot { nodes: vec![zoned_node("a1", "a")], pods: vec![bound(web("w0", json!({})), "a1")] };
+    let snapshot = Snapshot::of(vec![zoned_node("a1", "a")], vec![bound(web("w0", json!({})), "a1")]);
     // One domain only: the skew is measured against itself and stays 1.
     assert!(matches!(schedule(&web("w1", spread(1, "DoNotSchedule", json!({}))), &snapshot), Decision::Bind { .. }));
     // Demanding two domains makes the missing one count as zero: skew 2 > 1.
@@ -497,14 +494,14 @@ fn topology_spread_min_domains_treats_missing_domains_as_empty() {
 #[test]
 fn topology_spread_ignores_nodes_the_pod_cannot_use() {
     // Zone c is empty but excluded by the nodeSelector, so it must not hold the minimum at 0.
-    let snapshot = Snapshot {
-        nodes: vec![
+    let snapshot = Snapshot::of(
+        vec![
             node("a1", "4", "8Gi", json!({"zone": "a", "pool": "web"}), json!({})),
             node("b1", "4", "8Gi", json!({"zone": "b", "pool": "web"}), json!({})),
             zoned_node("c1", "c"),
         ],
-        pods: vec![bound(web("w0", json!({})), "a1"), bound(web("w1", json!({})), "b1")],
-    };
+        vec![bound(web("w0", json!({})), "a1"), bound(web("w1", json!({})), "b1")],
+    );
     let mut spec = spread(1, "DoNotSchedule", json!({}));
     if let Some(obj) = spec.as_object_mut() {
         obj.insert("nodeSelector".to_string(), json!({"pool": "web"}));
@@ -517,9 +514,9 @@ fn schedule_anyway_spread_prefers_the_emptier_domain() {
     // Equal load on both nodes; only the number of matching pods differs, and
     // the better node sorts last so a tie-break cannot be what picks it.
     let other = |name: &str| pod(name, json!({"app": "other"}), "100m", "1Mi", json!({}));
-    let snapshot = Snapshot {
-        nodes: vec![zoned_node("a1", "a"), zoned_node("b1", "b")],
-        pods: vec![
+    let snapshot = Snapshot::of(
+        vec![zoned_node("a1", "a"), zoned_node("b1", "b")],
+        vec![
             bound(web("w0", json!({})), "a1"),
             bound(web("w1", json!({})), "a1"),
             bound(other("o0"), "a1"),
@@ -527,7 +524,7 @@ fn schedule_anyway_spread_prefers_the_emptier_domain() {
             bound(other("o1"), "b1"),
             bound(other("o2"), "b1"),
         ],
-    };
+    );
     // A pod the tie-break alone would put on a1 goes to b1 once it asks to spread.
     let name = (0..100)
         .map(|i| format!("w{}", i + 3))
@@ -540,7 +537,7 @@ fn schedule_anyway_spread_prefers_the_emptier_domain() {
 fn namespace_selector_on_the_name_label_is_understood() {
     let mut db = bound(pod("db", json!({"app": "db"}), "100m", "1Mi", json!({})), "a");
     db.metadata.namespace = Some("data".to_string());
-    let snapshot = Snapshot { nodes: vec![plain_node("a"), plain_node("b")], pods: vec![db] };
+    let snapshot = Snapshot::of(vec![plain_node("a"), plain_node("b")], vec![db]);
     let term = |namespace: &str| {
         json!({"affinity": {"podAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [{
             "labelSelector": {"matchLabels": {"app": "db"}},
@@ -557,10 +554,10 @@ fn namespace_selector_on_the_name_label_is_understood() {
 
 #[test]
 fn a_pass_counts_the_pods_it_placed_before() {
-    let snapshot = Snapshot {
-        nodes: vec![node("a", "1", "8Gi", json!({}), json!({})), node("b", "1", "8Gi", json!({}), json!({}))],
-        pods: vec![],
-    };
+    let snapshot = Snapshot::of(
+        vec![node("a", "1", "8Gi", json!({}), json!({})), node("b", "1", "8Gi", json!({}), json!({}))],
+        vec![],
+    );
     let pending: Vec<Pod> = (0..3).map(|i| pod(&format!("p{i}"), json!({}), "600m", "1Mi", json!({}))).collect();
     let decisions = schedule_all(&pending, &snapshot);
     let placed: Vec<&str> = decisions.iter().take(2).map(bound_node).collect();
@@ -584,7 +581,7 @@ fn large_clusters_are_sampled_and_every_node_gets_its_turn() {
     // 200 equal nodes, each with room for one pod: a pass of 200 pods fills every node once,
     // although each decision looks at only 100 of them.
     let nodes: Vec<Node> = (0..200).map(|i| node(&format!("n{i:03}"), "1", "8Gi", json!({}), json!({}))).collect();
-    let snapshot = Snapshot { nodes, pods: vec![] };
+    let snapshot = Snapshot::of(nodes, vec![]);
     let pending: Vec<Pod> = (0..200).map(|i| pod(&format!("p{i}"), json!({}), "600m", "1Mi", json!({}))).collect();
     let decisions = schedule_all(&pending, &snapshot);
     let used: std::collections::BTreeSet<&str> = decisions.iter().map(bound_node).collect();
