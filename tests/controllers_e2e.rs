@@ -411,18 +411,34 @@ async fn metric(addr: &str, prefix: &str) -> Option<u64> {
     text.lines().find_map(|l| l.strip_prefix(prefix)).and_then(|v| v.trim().parse::<f64>().ok()).map(|v| v as u64)
 }
 
-/// A terminating namespace whose content has a finalizer says what it waits for, in upstream's
-/// conditions, and goes once the finalizer is removed.
+/// A namespace is created with the `kubernetes` finalizer; once deleted, the namespace
+/// controller deletes its content, says in upstream's conditions what it waits for (content with
+/// a finalizer), and finalizes it once that is gone; then the namespace goes.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_terminating_namespace_says_what_it_waits_for() {
     let cluster = ProcessCluster::start(&skiff_binary(), ClusterOptions::default()).await.expect("cluster");
     cluster.wait_leader(Duration::from_secs(20)).await.expect("leader");
     let clients: Vec<Client> = cluster.servers.iter().map(|s| Client::new(&s.api_addr)).collect();
     let api = support::any_server(&clients).await;
-    let _: Value = api
+    let created: Value = api
         .create("/api/v1/namespaces", &json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "held"}}))
         .await
         .expect("namespace");
+    assert_eq!(created["spec"]["finalizers"], json!(["kubernetes"]), "created with the controller's finalizer");
+    // spec.finalizers changes only through namespaces/finalize.
+    let replaced: Value = api
+        .update(
+            "/api/v1/namespaces/held",
+            &json!({"apiVersion": "v1", "kind": "Namespace",
+            "metadata": {"name": "held"}, "spec": {"finalizers": []}}),
+        )
+        .await
+        .expect("update");
+    assert_eq!(replaced["spec"]["finalizers"], json!(["kubernetes"]), "a plain update keeps spec.finalizers");
+    let deployment = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web"},
+        "spec": {"replicas": 2, "selector": {"matchLabels": {"app": "web"}},
+            "template": {"metadata": {"labels": {"app": "web"}}, "spec": {"containers": [{"name": "c", "image": "x"}]}}}});
+    let _: Value = api.create("/apis/apps/v1/namespaces/held/deployments", &deployment).await.expect("deployment");
     let held = json!({"apiVersion": "v1", "kind": "ConfigMap",
         "metadata": {"name": "keep", "finalizers": ["example.com/hold"]}, "data": {"a": "b"}});
     let _: Value = api.create("/api/v1/namespaces/held/configmaps", &held).await.expect("configmap");
@@ -444,12 +460,24 @@ async fn a_terminating_namespace_says_what_it_waits_for() {
     );
     assert_eq!(
         find("NamespaceContentRemaining")["message"],
-        "Some resources are remaining: configmaps. has 1 resource instances"
+        "Some resources are remaining: configmaps has 1 resource instances"
     );
     assert!(
         api.get::<Value>("/api/v1/namespaces/held/configmaps/free").await.is_err(),
         "content without finalizers is gone"
     );
+    for gone in [
+        "/apis/apps/v1/namespaces/held/deployments",
+        "/apis/apps/v1/namespaces/held/replicasets",
+        "/api/v1/namespaces/held/pods",
+    ] {
+        let left = eventually("the namespace's workloads to go", Duration::from_secs(20), || async {
+            let list: skiff_client::List<Value> = api.list(gone).await.ok()?;
+            list.items.is_empty().then_some(list.items.len())
+        })
+        .await;
+        assert_eq!(left, 0, "{gone}");
+    }
     let _: Value = api
         .patch_merge("/api/v1/namespaces/held/configmaps/keep", &json!({"metadata": {"finalizers": null}}))
         .await

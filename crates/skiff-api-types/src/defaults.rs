@@ -637,16 +637,8 @@ fn default_namespace(root: &mut Obj) {
             labels.insert("kubernetes.io/metadata.name".to_string(), Value::from(name));
         }
     }
-    if let Some(spec) = child_obj(root, "spec") {
-        let unset = match spec.get("finalizers") {
-            None | Some(Value::Null) => true,
-            Some(Value::Array(finalizers)) => finalizers.is_empty(),
-            Some(_) => false,
-        };
-        if unset {
-            spec.insert("finalizers".to_string(), Value::Array(vec![Value::from("kubernetes")]));
-        }
-    }
+    // `spec.finalizers` gets `kubernetes` on create only (admission): the namespace controller
+    // removes it through `namespaces/finalize`, and defaulting must not put it back.
     if let Some(status) = child_obj(root, "status") {
         default_str(status, "phase", "Active");
     }
@@ -1000,7 +992,7 @@ mod tests {
     #[test]
     fn namespace_defaults() {
         let ns = defaulted("", "Namespace", json!({ "metadata": { "name": "team-a" } }));
-        assert_eq!(ns["spec"]["finalizers"], json!(["kubernetes"]));
+        assert_eq!(ns["spec"].get("finalizers"), None, "added on create by admission, not by defaulting");
         assert_eq!(ns["status"]["phase"], "Active");
         assert_eq!(ns["metadata"]["labels"]["kubernetes.io/metadata.name"], "team-a");
         let ns = defaulted(

@@ -9,6 +9,13 @@ const NAMESPACE_VERBS: &[&str] = &["create", "delete", "get", "list", "patch", "
 const CREATE_ONLY: &[&str] = &["create"];
 const GET_ONLY: &[&str] = &["get"];
 const GET_PATCH_UPDATE: &[&str] = &["get", "patch", "update"];
+const UPDATE_ONLY: &[&str] = &["update"];
+/// A namespace's status, and `finalize`, through which the namespace controller removes the
+/// `kubernetes` finalizer once the namespace is empty.
+const NAMESPACE_SUBRESOURCES: &[Subresource] = &[
+    status("", "v1", "Namespace"),
+    Subresource { name: "finalize", group: "", version: "v1", kind: "Namespace", verbs: UPDATE_ONLY },
+];
 
 /// A subresource such as `status` or `scale`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -196,7 +203,7 @@ const NONE: &[&str] = &[];
 /// Every resource skiff serves, grouped by group-version in discovery order.
 pub static RESOURCES: &[Resource] = &[
     resource!("", "v1", "Namespace", "namespaces", "namespace", namespaced: false, short: &["ns"], categories: NONE,
-        verbs: NAMESPACE_VERBS, sub: &[status("", "v1", "Namespace")], schema: "io.k8s.api.core.v1.Namespace"),
+        verbs: NAMESPACE_VERBS, sub: NAMESPACE_SUBRESOURCES, schema: "io.k8s.api.core.v1.Namespace"),
     resource!("", "v1", "Pod", "pods", "pod", namespaced: true, short: &["po"], categories: ALL,
         verbs: ALL_VERBS, sub: POD_SUBRESOURCES, schema: "io.k8s.api.core.v1.Pod"),
     resource!("", "v1", "Node", "nodes", "node", namespaced: false, short: &["no"], categories: NONE,

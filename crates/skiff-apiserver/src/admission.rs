@@ -142,6 +142,10 @@ pub fn check_namespace(r: &Resource, obj: &mut Value, namespace: Option<&str>) -
     }
 }
 
+/// The finalizer in a namespace's `spec.finalizers` that the namespace controller removes once
+/// it has deleted everything in the namespace.
+pub const NAMESPACE_FINALIZER: &str = "kubernetes";
+
 /// Server-set metadata of a new object.
 pub fn prepare_create(r: &Resource, obj: &mut Value) -> Result<(), ApiError> {
     if objects::meta_str(obj, "resourceVersion").is_some() {
@@ -181,7 +185,20 @@ pub fn prepare_create(r: &Resource, obj: &mut Value) -> Result<(), ApiError> {
             let qos = qos_class(obj);
             obj["status"] = json!({"phase": "Pending", "qosClass": qos});
         }
-        ("", "Namespace") => obj["status"] = json!({"phase": "Active"}),
+        ("", "Namespace") => {
+            obj["status"] = json!({"phase": "Active"});
+            // Every namespace is created with the `kubernetes` finalizer: deleting it then waits
+            // for the namespace controller to empty it.
+            let finalizers = &mut obj["spec"]["finalizers"];
+            if !finalizers.is_array() {
+                *finalizers = json!([]);
+            }
+            if let Some(list) = finalizers.as_array_mut() {
+                if !list.iter().any(|f| f == NAMESPACE_FINALIZER) {
+                    list.push(NAMESPACE_FINALIZER.into());
+                }
+            }
+        }
         (_, "Deployment" | "ReplicaSet") | ("", "Service" | "Node" | "ResourceQuota") => {
             if let Some(o) = obj.as_object_mut() {
                 o.remove("status");
@@ -194,6 +211,25 @@ pub fn prepare_create(r: &Resource, obj: &mut Value) -> Result<(), ApiError> {
 
 /// Carries over what an update may not change and what the other half of a status split owns.
 pub fn prepare_update(r: &Resource, old: &Value, new: &mut Value, subresource: Option<&str>) {
+    let is_namespace = (r.group, r.kind) == ("", "Namespace");
+    if subresource == Some("finalize") {
+        // Only the namespace's spec.finalizers changes.
+        let finalizers = new.pointer("/spec/finalizers").cloned().unwrap_or_else(|| json!([]));
+        let mut merged = old.clone();
+        merged["spec"]["finalizers"] = finalizers;
+        if let Some(rv) = objects::meta_str(new, "resourceVersion").map(str::to_string) {
+            objects::set_meta(&mut merged, "resourceVersion", rv.into());
+        }
+        *new = merged;
+        return;
+    }
+    if is_namespace {
+        // spec.finalizers changes only through `finalize`, as upstream.
+        match old.pointer("/spec/finalizers") {
+            Some(f) => new["spec"]["finalizers"] = f.clone(),
+            None => _ = new.get_mut("spec").and_then(Value::as_object_mut).map(|s| s.remove("finalizers")),
+        }
+    }
     if subresource == Some("status") {
         // A status write changes only status (and nothing of metadata but what it must carry).
         let status = new.get("status").cloned();

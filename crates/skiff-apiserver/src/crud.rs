@@ -523,11 +523,19 @@ pub async fn write_with_retries(
     })
 }
 
-/// An object marked for deletion whose last finalizer was just removed is deleted for good.
+/// An object marked for deletion whose last finalizer was just removed is deleted for good (a
+/// namespace once its `spec.finalizers` are gone too).
 fn finishes_deletion(obj: &Value) -> bool {
     objects::meta_str(obj, "deletionTimestamp").is_some()
         && objects::meta(obj).and_then(|m| m.get("finalizers")).and_then(Value::as_array).is_none_or(Vec::is_empty)
         && obj.get("kind").and_then(Value::as_str) != Some("Pod")
+        && !namespace_finalizers_pending(obj)
+}
+
+/// Whether a namespace still has finalizers in its `spec` (the namespace controller's).
+fn namespace_finalizers_pending(obj: &Value) -> bool {
+    obj.get("kind").and_then(Value::as_str) == Some("Namespace")
+        && obj.pointer("/spec/finalizers").and_then(Value::as_array).is_some_and(|f| !f.is_empty())
 }
 
 pub async fn patch(
@@ -866,13 +874,7 @@ async fn delete_one(
                 .update(&rec.key, objects::write_bytes(r, &marked)?, Precondition::revision(rec.revision))
                 .await
             {
-                Ok(written) => {
-                    let obj = objects::read(r, &written)?;
-                    if r.kind == "Namespace" && r.group.is_empty() {
-                        crate::namespaces::spawn_finalizer(state.clone(), name.to_string());
-                    }
-                    return Ok(obj);
-                }
+                Ok(written) => return objects::read(r, &written),
                 Err(StoreError::Conflict { .. }) => continue,
                 Err(e) => return Err(ApiError::from_store(e, r.plural, name)),
             }
@@ -929,7 +931,10 @@ fn graceful_mark(r: &Resource, current: &Value, opts: &DeleteOptions) -> Option<
     } else {
         0
     };
-    let waits = has_finalizers || is_namespace || (bound_pod && grace > 0);
+    // A namespace waits for the namespace controller while `kubernetes` is in its spec.finalizers.
+    let namespace_waits =
+        is_namespace && current.pointer("/spec/finalizers").and_then(Value::as_array).is_some_and(|f| !f.is_empty());
+    let waits = has_finalizers || namespace_waits || (bound_pod && grace > 0);
     if !waits {
         return None;
     }

@@ -48,7 +48,7 @@ pub fn router(state: Arc<ApiState>) -> Router {
 }
 
 /// Background work every API server does: the system namespaces, the `kubernetes` Service and
-/// the bootstrap RBAC roles, finishing deleted namespaces, and keeping the RBAC cache current.
+/// the bootstrap RBAC roles, and keeping the RBAC cache current.
 pub fn spawn_background(state: Arc<ApiState>) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         tokio::join!(namespaces::run(state.clone()), authz::cache::run(state));

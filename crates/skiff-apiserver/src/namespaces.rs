@@ -1,46 +1,31 @@
-//! The system namespaces and the `kubernetes` Service that exist in every cluster, and the
-//! removal of a deleted namespace's contents.
-//!
-//! Namespace finalization belongs to the namespace controller; until that exists, every server
-//! finishes terminating namespaces itself. The work is idempotent (deletes of what is already
-//! gone are ignored), so several servers doing it at once is harmless, and a periodic sweep
-//! resumes what a server that died left half done.
+//! What exists in every cluster: the system namespaces, the `kubernetes` Service and the default
+//! RBAC roles and bindings. (Emptying a deleted namespace is the namespace controller's work,
+//! in skiff-controllers.)
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::json;
 use serde_json::Value;
 use skiff_api_types::registry;
-use skiff_api_types::registry::Storage;
 use skiff_store::Consistency;
-use skiff_store::ListOptions;
 use skiff_store::Precondition;
 use skiff_store::StoreError;
 
 use crate::objects;
-use crate::service_ips;
 use crate::state::ApiState;
 
 pub const SYSTEM_NAMESPACES: &[&str] = &["default", "kube-system", "kube-public", "kube-node-lease"];
 
-/// Creates what every cluster has, retrying until the store accepts writes, then keeps
-/// finishing terminating namespaces.
+/// Creates what every cluster has, retrying until the store accepts writes.
 pub async fn run(state: Arc<ApiState>) {
     loop {
         match bootstrap(&state).await {
-            Ok(()) => break,
+            Ok(()) => return,
             Err(e) => {
                 tracing::debug!("bootstrap objects not written yet: {e}");
                 tokio::time::sleep(Duration::from_millis(500)).await;
             }
-        }
-    }
-    loop {
-        tokio::time::sleep(Duration::from_secs(10)).await;
-        if let Err(e) = sweep(&state).await {
-            tracing::debug!("namespace sweep: {e}");
         }
     }
 }
@@ -129,167 +114,6 @@ async fn create_if_absent(state: &ApiState, key: &str, obj: &Value) -> Result<()
     let bytes = objects::to_bytes(obj).map_err(|e| StoreError::Internal(e.to_string()))?;
     match state.store.create(key, bytes, &uid).await {
         Ok(_) | Err(StoreError::AlreadyExists { .. }) => Ok(()),
-        Err(e) => Err(e),
-    }
-}
-
-/// Starts finishing one namespace now (the sweep would get to it within seconds anyway).
-pub fn spawn_finalizer(state: Arc<ApiState>, name: String) {
-    tokio::spawn(async move {
-        for _ in 0..600 {
-            match finalize(&state, &name).await {
-                Ok(true) => return,
-                Ok(false) => {}
-                Err(e) => tracing::debug!(namespace = %name, "finalizing: {e}"),
-            }
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-    });
-}
-
-async fn sweep(state: &ApiState) -> Result<(), StoreError> {
-    let page = state
-        .store
-        .list(
-            "/registry/core/namespaces/",
-            ListOptions { limit: None, continue_after: None, consistency: Consistency::Local },
-        )
-        .await?;
-    for rec in page.items {
-        let Ok(obj) = objects::from_record(&rec) else { continue };
-        if objects::meta_str(&obj, "deletionTimestamp").is_some() {
-            let _ = finalize(state, objects::name_of(&obj)).await?;
-        }
-    }
-    Ok(())
-}
-
-/// Deletes what is left in the namespace; deletes the namespace once it is empty. Returns
-/// whether the namespace is gone.
-async fn finalize(state: &ApiState, name: &str) -> Result<bool, StoreError> {
-    let mut remaining = 0;
-    // What is left after this pass: instances per resource, and per finalizer that holds them.
-    let mut left: BTreeMap<String, usize> = BTreeMap::new();
-    let mut held: BTreeMap<String, usize> = BTreeMap::new();
-    // Resources stored as another version share its keys and are emptied with it.
-    for r in
-        registry::RESOURCES.iter().filter(|r| r.namespaced && r.storage == Storage::Stored && r.stored_as.is_none())
-    {
-        let page = state
-            .store
-            .list(
-                &r.list_prefix(Some(name)),
-                ListOptions { limit: None, continue_after: None, consistency: Consistency::Linearizable },
-            )
-            .await?;
-        for rec in page.items {
-            remaining += 1;
-            let obj = objects::from_record(&rec).map_err(|e| StoreError::Internal(e.to_string()))?;
-            let finalizers = objects::meta(&obj).and_then(|m| m.get("finalizers")).and_then(Value::as_array);
-            if let Some(finalizers) = finalizers.filter(|f| !f.is_empty()) {
-                *left.entry(format!("{}.{}", r.plural, r.group)).or_default() += 1;
-                for f in finalizers.iter().filter_map(Value::as_str) {
-                    *held.entry(f.to_string()).or_default() += 1;
-                }
-                continue;
-            }
-            match state.store.delete(&rec.key, Precondition::revision(rec.revision)).await {
-                Ok(_) => {
-                    if r.kind == "Service" {
-                        service_ips::release(state.store.as_ref(), &service_ips::held_by(&obj)).await;
-                    }
-                }
-                Err(StoreError::NotFound { .. } | StoreError::Conflict { .. }) => {}
-                Err(e) => return Err(e),
-            }
-        }
-    }
-    if remaining > 0 {
-        if !left.is_empty() {
-            report_remaining(state, name, &left, &held).await?;
-        }
-        return Ok(false);
-    }
-    match state.store.delete(&format!("/registry/core/namespaces/{name}"), Precondition::none()).await {
-        Ok(_) | Err(StoreError::NotFound { .. }) => Ok(true),
-        Err(e) => Err(e),
-    }
-}
-
-/// Writes the conditions upstream's namespace controller shows while content with finalizers
-/// keeps a namespace terminating, so `kubectl describe namespace` says what it waits for.
-async fn report_remaining(
-    state: &ApiState,
-    name: &str,
-    left: &BTreeMap<String, usize>,
-    held: &BTreeMap<String, usize>,
-) -> Result<(), StoreError> {
-    let key = format!("/registry/core/namespaces/{name}");
-    let Some(rec) = state.store.get(&key, Consistency::Linearizable).await? else {
-        return Ok(());
-    };
-    let mut ns = objects::from_record(&rec).map_err(|e| StoreError::Internal(e.to_string()))?;
-    let list = |m: &BTreeMap<String, usize>| {
-        m.iter().map(|(what, n)| format!("{what} in {n} resource instances")).collect::<Vec<_>>().join(", ")
-    };
-    let remaining: Vec<String> = left.iter().map(|(r, n)| format!("{r} has {n} resource instances")).collect();
-    let wanted = [
-        (
-            "NamespaceDeletionDiscoveryFailure",
-            "False",
-            "ResourcesDiscovered",
-            "All resources successfully discovered".to_string(),
-        ),
-        (
-            "NamespaceDeletionGroupVersionParsingFailure",
-            "False",
-            "ParsedGroupVersions",
-            "All legacy kube types successfully parsed".to_string(),
-        ),
-        (
-            "NamespaceDeletionContentFailure",
-            "False",
-            "ContentDeleted",
-            "All content successfully deleted, may be waiting on finalization".to_string(),
-        ),
-        (
-            "NamespaceContentRemaining",
-            "True",
-            "SomeResourcesRemain",
-            format!("Some resources are remaining: {}", remaining.join(", ")),
-        ),
-        (
-            "NamespaceFinalizersRemaining",
-            "True",
-            "SomeFinalizersRemain",
-            format!("Some content in the namespace has finalizers remaining: {}", list(held)),
-        ),
-    ];
-    let current = ns.pointer("/status/conditions").and_then(Value::as_array).cloned().unwrap_or_default();
-    let unchanged = wanted.iter().all(|(kind, status, reason, message)| {
-        current
-            .iter()
-            .any(|c| c["type"] == *kind && c["status"] == *status && c["reason"] == *reason && c["message"] == *message)
-    });
-    if unchanged {
-        return Ok(());
-    }
-    let now = objects::now();
-    let conditions: Vec<Value> = wanted
-        .iter()
-        .map(|(kind, status, reason, message)| {
-            let since = current
-                .iter()
-                .find(|c| c["type"] == *kind && c["status"] == *status)
-                .and_then(|c| c.get("lastTransitionTime").cloned())
-                .unwrap_or_else(|| json!(now));
-            json!({"type": kind, "status": status, "reason": reason, "message": message, "lastTransitionTime": since})
-        })
-        .collect();
-    ns["status"]["conditions"] = Value::Array(conditions);
-    let bytes = objects::to_bytes(&ns).map_err(|e| StoreError::Internal(e.to_string()))?;
-    match state.store.update(&key, bytes, Precondition::revision(rec.revision)).await {
-        Ok(_) | Err(StoreError::NotFound { .. } | StoreError::Conflict { .. }) => Ok(()),
         Err(e) => Err(e),
     }
 }

@@ -10,6 +10,7 @@ pub mod endpoints;
 pub mod gc;
 pub mod ipam;
 pub mod manager;
+pub mod namespace;
 pub mod nodelifecycle;
 pub mod podgc;
 pub mod replicaset;

@@ -185,6 +185,13 @@ async fn lead(client: Client, token: u64, settings: Settings) {
     tracing::info!(term = token, "controllers active");
     let writer = client.fenced(token);
     let caches = Caches::start(&client);
+    let rounds = rounds(&writer, &caches, &settings);
+    let namespaces = crate::namespace::run(&client, &writer, &caches.namespaces);
+    tokio::join!(rounds, namespaces);
+}
+
+/// The reconcile rounds of the snapshot controllers, until dropped.
+async fn rounds(writer: &Client, caches: &Caches, settings: &Settings) {
     let mut pause = Duration::ZERO;
     loop {
         tokio::select! {
@@ -209,8 +216,8 @@ async fn lead(client: Client, token: u64, settings: Settings) {
         if actions.is_empty() {
             continue;
         }
-        let written = carry_out(&writer, actions, settings.parallel_writes).await;
-        settle(&caches, &written, settings.settle).await;
+        let written = carry_out(writer, actions, settings.parallel_writes).await;
+        settle(caches, &written, settings.settle).await;
     }
 }
 

@@ -242,7 +242,7 @@ pub fn cluster_roles() -> Vec<Value> {
             "system:kube-controller-manager",
             &[],
             vec![
-                rule(&["get", "list", "watch", "update", "patch", "delete"], &["*"], &["*"]),
+                rule(&["get", "list", "watch", "update", "patch", "delete", "deletecollection"], &["*"], &["*"]),
                 rule(
                     &["create"],
                     &[""],
