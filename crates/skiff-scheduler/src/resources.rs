@@ -37,46 +37,95 @@ pub fn canonical_amount(resource: &str, quantity: ParsedQuantity) -> i128 {
 }
 
 /// A set of resource amounts in canonical units; absent names count as zero.
+///
+/// The four resources every decision reads (cpu, memory, ephemeral-storage, pods) have fixed
+/// slots: a decision compares them for hundreds of nodes per pod, and a map keyed by strings
+/// made that the scheduler's hottest code. Extended resources live in a map.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ResourceList {
-    amounts: BTreeMap<String, i128>,
+    /// cpu, memory, ephemeral-storage and pods, in [`WELL_KNOWN`] order; `None` when absent.
+    well_known: [Option<i128>; 4],
+    others: BTreeMap<String, i128>,
+}
+
+/// The resources with fixed slots, in name order (which [`ResourceList::iter`] keeps).
+const WELL_KNOWN: [&str; 4] = [CPU, EPHEMERAL_STORAGE, MEMORY, PODS];
+
+fn slot(resource: &str) -> Option<usize> {
+    match resource {
+        CPU => Some(0),
+        EPHEMERAL_STORAGE => Some(1),
+        MEMORY => Some(2),
+        PODS => Some(3),
+        _ => None,
+    }
 }
 
 impl ResourceList {
     /// The amount of `resource`, zero when absent.
     pub fn get(&self, resource: &str) -> i128 {
-        self.amounts.get(resource).copied().unwrap_or(0)
+        match slot(resource) {
+            Some(i) => self.well_known[i].unwrap_or(0),
+            None => self.others.get(resource).copied().unwrap_or(0),
+        }
     }
 
     /// Whether `resource` has an explicit entry (even a zero one).
     pub fn contains(&self, resource: &str) -> bool {
-        self.amounts.contains_key(resource)
+        match slot(resource) {
+            Some(i) => self.well_known[i].is_some(),
+            None => self.others.contains_key(resource),
+        }
     }
 
     /// Sets `resource` to `amount`.
     pub fn set(&mut self, resource: &str, amount: i128) {
-        self.amounts.insert(resource.to_string(), amount);
+        match slot(resource) {
+            Some(i) => self.well_known[i] = Some(amount),
+            None => _ = self.others.insert(resource.to_string(), amount),
+        }
+    }
+
+    fn entry(&mut self, resource: &str, initial: i128) -> &mut i128 {
+        match slot(resource) {
+            Some(i) => self.well_known[i].get_or_insert(initial),
+            None => self.others.entry(resource.to_string()).or_insert(initial),
+        }
     }
 
     /// Adds every amount of `other` into `self`.
     pub fn add(&mut self, other: &ResourceList) {
-        for (name, amount) in &other.amounts {
-            let entry = self.amounts.entry(name.clone()).or_insert(0);
-            *entry = entry.saturating_add(*amount);
+        for (name, amount) in other.iter() {
+            let entry = self.entry(name, 0);
+            *entry = entry.saturating_add(amount);
         }
     }
 
     /// Raises every amount of `self` to at least the amount in `other`.
     pub fn max_with(&mut self, other: &ResourceList) {
-        for (name, amount) in &other.amounts {
-            let entry = self.amounts.entry(name.clone()).or_insert(*amount);
-            *entry = (*entry).max(*amount);
+        for (name, amount) in other.iter() {
+            let entry = self.entry(name, amount);
+            *entry = (*entry).max(amount);
         }
     }
 
     /// Iterates over `(resource, amount)` pairs in name order.
     pub fn iter(&self) -> impl Iterator<Item = (&str, i128)> {
-        self.amounts.iter().map(|(name, amount)| (name.as_str(), *amount))
+        let mut all: Vec<(&str, i128)> = WELL_KNOWN
+            .iter()
+            .zip(self.well_known)
+            .filter_map(|(name, amount)| amount.map(|a| (*name, a)))
+            .chain(self.others.iter().map(|(name, amount)| (name.as_str(), *amount)))
+            .collect();
+        if !self.others.is_empty() {
+            all.sort_by(|a, b| a.0.cmp(b.0));
+        }
+        all.into_iter()
+    }
+
+    /// Whether anything other than the fixed-slot resources is listed.
+    pub fn has_extended(&self) -> bool {
+        !self.others.is_empty()
     }
 }
 
@@ -242,7 +291,11 @@ pub fn insufficient_resources(
         reasons.push("Too many pods".to_string());
     }
     let well_known = [CPU, MEMORY, EPHEMERAL_STORAGE];
-    let others = pod_request.iter().map(|(name, _)| name).filter(|name| !well_known.contains(name) && *name != PODS);
+    let others: Vec<&str> = if pod_request.has_extended() {
+        pod_request.iter().map(|(name, _)| name).filter(|name| !well_known.contains(name) && *name != PODS).collect()
+    } else {
+        Vec::new()
+    };
     for name in well_known.into_iter().chain(others) {
         let wanted = pod_request.get(name);
         if wanted <= 0 {

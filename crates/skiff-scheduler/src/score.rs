@@ -29,17 +29,20 @@ pub const WEIGHT_TAINT_TOLERATION: i64 = 3;
 /// request-less pods still spread out instead of piling onto one node.
 pub(crate) fn least_allocated(pod_request: &ResourceList, node: &NodeView<'_>) -> i64 {
     let Ok(allocatable) = node.allocatable.as_ref() else { return 0 };
-    let per_resource = [CPU, MEMORY].map(|resource| {
+    let free_share = |resource: &str| -> i64 {
         let capacity = allocatable.get(resource);
         let requested = node.non_zero_requested.get(resource).saturating_add(pod_request.get(resource));
         if capacity <= 0 || requested > capacity {
-            0
-        } else {
-            let free_share = (capacity - requested) * i128::from(MAX_NODE_SCORE) / capacity;
-            i64::try_from(free_share).unwrap_or(0)
+            return 0;
         }
-    });
-    per_resource.iter().sum::<i64>() / 2
+        // In i64 when it fits (always, for real nodes): 128-bit division is slow, and this runs
+        // for hundreds of nodes per pod.
+        match (i64::try_from(capacity), i64::try_from(requested)) {
+            (Ok(c), Ok(r)) if c <= i64::MAX / MAX_NODE_SCORE => (c - r) * MAX_NODE_SCORE / c,
+            _ => i64::try_from((capacity - requested) * i128::from(MAX_NODE_SCORE) / capacity).unwrap_or(0),
+        }
+    };
+    (free_share(CPU) + free_share(MEMORY)) / 2
 }
 
 /// BalancedAllocation: 100 minus the spread between the cpu and memory
@@ -47,20 +50,17 @@ pub(crate) fn least_allocated(pod_request: &ResourceList, node: &NodeView<'_>) -
 /// none of the other. Uses actual requests, as upstream does.
 pub(crate) fn balanced_allocation(pod_request: &ResourceList, node: &NodeView<'_>) -> i64 {
     let Ok(allocatable) = node.allocatable.as_ref() else { return 0 };
-    let fractions: Vec<f64> = [CPU, MEMORY]
-        .iter()
-        .filter_map(|resource| {
-            let capacity = allocatable.get(resource);
-            if capacity <= 0 {
-                return None;
-            }
-            let requested = node.requested.get(resource).saturating_add(pod_request.get(resource));
-            Some((requested as f64 / capacity as f64).min(1.0))
-        })
-        .collect();
+    let fraction = |resource: &str| {
+        let capacity = allocatable.get(resource);
+        if capacity <= 0 {
+            return None;
+        }
+        let requested = node.requested.get(resource).saturating_add(pod_request.get(resource));
+        Some((requested as f64 / capacity as f64).min(1.0))
+    };
     // With two resources the standard deviation is half their difference.
-    let deviation = match fractions.as_slice() {
-        [a, b] => (a - b).abs() / 2.0,
+    let deviation = match (fraction(CPU), fraction(MEMORY)) {
+        (Some(a), Some(b)) => (a - b).abs() / 2.0,
         _ => 0.0,
     };
     ((1.0 - deviation) * MAX_NODE_SCORE as f64) as i64
