@@ -368,6 +368,18 @@ impl Client {
         path: &str,
         resource_version: &str,
     ) -> Result<impl Stream<Item = Result<WatchEvent, ClientError>>, ClientError> {
+        use futures::StreamExt;
+        let lines = self.watch_lines(path, resource_version).await?;
+        Ok(lines.map(|line| line.and_then(|line| Self::decode::<WatchEvent>(&line))))
+    }
+
+    /// Watches `path` from `resource_version`, each item one undecoded line of the stream (one
+    /// event), for callers that decode straight into their own types.
+    pub async fn watch_lines(
+        &self,
+        path: &str,
+        resource_version: &str,
+    ) -> Result<impl Stream<Item = Result<Vec<u8>, ClientError>>, ClientError> {
         let sep = if path.contains('?') { '&' } else { '?' };
         let (server, base) = self.base();
         let uri = format!("{base}{path}{sep}watch=true&resourceVersion={resource_version}&allowWatchBookmarks=true");
@@ -403,7 +415,7 @@ impl Client {
                     if line.iter().all(u8::is_ascii_whitespace) {
                         continue;
                     }
-                    return Some((Self::decode::<WatchEvent>(&line), (body, buf)));
+                    return Some((Ok(line), (body, buf)));
                 }
                 match body.frame().await {
                     Some(Ok(frame)) => {
@@ -485,16 +497,41 @@ fn key_of(obj: &Value) -> String {
     format!("{}/{}", meta["namespace"].as_str().unwrap_or(""), meta["name"].as_str().unwrap_or(""))
 }
 
-fn revision_of(obj: &Value) -> u64 {
-    obj.pointer("/metadata/resourceVersion").and_then(Value::as_str).and_then(|rv| rv.parse().ok()).unwrap_or(0)
-}
-
 /// What a reflector's task shares with its [`Reflector`].
 struct Cache<T> {
     items: Arc<Mutex<BTreeMap<String, Arc<T>>>>,
     changed: Arc<Notify>,
     synced: Arc<std::sync::atomic::AtomicBool>,
     revision: Arc<std::sync::atomic::AtomicU64>,
+}
+
+/// What a reflector reads of every watch event before deciding what to do with it.
+#[derive(Deserialize)]
+struct EventHead {
+    #[serde(rename = "type")]
+    kind: String,
+    #[serde(default)]
+    object: HeadObject,
+}
+
+#[derive(Deserialize, Default)]
+struct HeadObject {
+    #[serde(default)]
+    metadata: HeadMeta,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase", default)]
+struct HeadMeta {
+    namespace: Option<String>,
+    name: Option<String>,
+    resource_version: Option<String>,
+}
+
+/// An added or modified object, decoded into the cache's type.
+#[derive(Deserialize)]
+struct EventBody<T> {
+    object: T,
 }
 
 async fn reflect<T: DeserializeOwned>(client: Client, path: String, cache: Cache<T>) {
@@ -522,7 +559,7 @@ async fn reflect<T: DeserializeOwned>(client: Client, path: String, cache: Cache
         seen(list.resource_version.parse().unwrap_or(0));
         synced.store(true, std::sync::atomic::Ordering::Release);
         changed.notify_one();
-        let stream = match client.watch(&path, &list.resource_version).await {
+        let stream = match client.watch_lines(&path, &list.resource_version).await {
             Ok(stream) => stream,
             Err(e) => {
                 tracing::debug!(%path, "watch for the cache: {e}");
@@ -531,14 +568,18 @@ async fn reflect<T: DeserializeOwned>(client: Client, path: String, cache: Cache
             }
         };
         let mut stream = std::pin::pin!(stream);
-        while let Some(event) = stream.next().await {
-            let Ok(event) = event else { break };
-            let key = key_of(&event.object);
-            let rv = revision_of(&event.object);
-            match event.kind.as_str() {
+        while let Some(line) = stream.next().await {
+            let Ok(line) = line else { break };
+            // Decoded straight into `T`, with a second light pass for the key and revision:
+            // going through a `Value` first cost twice as much for every event.
+            let Ok(head) = serde_json::from_slice::<EventHead>(&line) else { break };
+            let meta = head.object.metadata;
+            let key = format!("{}/{}", meta.namespace.unwrap_or_default(), meta.name.unwrap_or_default());
+            let rv = meta.resource_version.and_then(|rv| rv.parse().ok()).unwrap_or(0);
+            match head.kind.as_str() {
                 "ADDED" | "MODIFIED" => {
-                    let Ok(typed) = serde_json::from_value(event.object) else { continue };
-                    items.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).insert(key, Arc::new(typed));
+                    let Ok(event) = serde_json::from_slice::<EventBody<T>>(&line) else { continue };
+                    items.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).insert(key, Arc::new(event.object));
                 }
                 "DELETED" => {
                     items.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).remove(&key);
