@@ -67,6 +67,7 @@ impl Block {
         u64::from(self.start) + self.size() - 1
     }
 
+    #[cfg(test)]
     fn overlaps(self, other: Block) -> bool {
         u64::from(self.start) <= other.end() && u64::from(other.start) <= self.end()
     }
@@ -85,19 +86,51 @@ fn mask(prefix: u8) -> u32 {
     }
 }
 
-/// The lowest subnet of `prefix` in `range` that overlaps nothing in `taken`.
-fn lowest_free(range: Block, prefix: u8, taken: &[Block]) -> Option<Block> {
-    let step = 1u64 << (32 - u32::from(prefix));
-    let mut next = u64::from(range.start);
-    while next <= range.end() {
-        let candidate = Block { start: u32::try_from(next).ok()?, prefix };
-        match taken.iter().filter(|t| t.overlaps(candidate)).map(|t| t.end()).max() {
-            // Skip past the whole taken block, which may span many subnets.
-            Some(end) => next = (end + 1).div_ceil(step) * step,
-            None => return Some(candidate),
-        }
+/// The free subnets of `prefix` in `range`, lowest first, in one sweep over the taken blocks:
+/// a round hands out the lowest free subnet to each waiting node in turn, and each is above the
+/// last, so nothing before the cursor needs looking at again (rescanning every taken block for
+/// every candidate made a round over thousands of new nodes take seconds).
+struct FreeSubnets {
+    range: Block,
+    prefix: u8,
+    /// Taken blocks by start.
+    taken: Vec<Block>,
+    /// How many of `taken` start at or before the current candidate's end.
+    passed: usize,
+    /// The furthest end of those: a candidate starting at or before it overlaps one of them.
+    reach: Option<u64>,
+    next: u64,
+}
+
+impl FreeSubnets {
+    fn new(range: Block, prefix: u8, mut taken: Vec<Block>) -> Self {
+        taken.sort_by_key(|b| b.start);
+        Self { range, prefix, taken, passed: 0, reach: None, next: u64::from(range.start) }
     }
-    None
+}
+
+impl Iterator for FreeSubnets {
+    type Item = Block;
+
+    fn next(&mut self) -> Option<Block> {
+        let step = 1u64 << (32 - u32::from(self.prefix));
+        while self.next <= self.range.end() {
+            let candidate = Block { start: u32::try_from(self.next).ok()?, prefix: self.prefix };
+            while let Some(block) = self.taken.get(self.passed).filter(|b| u64::from(b.start) <= candidate.end()) {
+                self.reach = Some(self.reach.map_or(block.end(), |r| r.max(block.end())));
+                self.passed += 1;
+            }
+            match self.reach.filter(|end| *end >= self.next) {
+                // Skip past the whole taken block, which may span many subnets.
+                Some(end) => self.next = (end + 1).div_ceil(step) * step,
+                None => {
+                    self.next += step;
+                    return Some(candidate);
+                }
+            }
+        }
+        None
+    }
 }
 
 /// The IPv4 blocks a node's podCIDR and podCIDRs hold.
@@ -120,7 +153,8 @@ pub fn reconcile(snapshot: &Snapshot, config: &Config) -> Vec<Action> {
     if prefix < range.prefix || prefix > 30 {
         return Vec::new();
     }
-    let mut taken: Vec<Block> = snapshot.nodes.iter().flat_map(|n| node_blocks(n)).collect();
+    let taken: Vec<Block> = snapshot.nodes.iter().flat_map(|n| node_blocks(n)).collect();
+    let mut free = FreeSubnets::new(range, prefix, taken);
     let waiting: BTreeMap<&str, &Node> = snapshot
         .nodes
         .iter()
@@ -132,9 +166,8 @@ pub fn reconcile(snapshot: &Snapshot, config: &Config) -> Vec<Action> {
     for (name, node) in waiting {
         let node_path = path::core("nodes", None, Some(name));
         let marked = node.metadata.annotations.as_ref().and_then(|a| a.get(EXHAUSTED_ANNOTATION));
-        match lowest_free(range, prefix, &taken) {
+        match free.next() {
             Some(subnet) => {
-                taken.push(subnet);
                 let mut metadata = json!({"resourceVersion": node.metadata.resource_version});
                 if marked.is_some() {
                     metadata["annotations"] = json!({ EXHAUSTED_ANNOTATION: null });
@@ -242,6 +275,47 @@ mod tests {
 
     fn pair(name: &str, cidr: &str) -> (String, String) {
         (format!("/api/v1/nodes/{name}"), cidr.to_string())
+    }
+
+    /// The sweep agrees with the obvious search (try every aligned candidate against every
+    /// taken block, take the lowest free, repeat) on pseudo-random layouts of taken blocks.
+    #[test]
+    fn the_sweep_hands_out_what_a_full_search_would() {
+        fn naive(range: Block, prefix: u8, taken: &mut Vec<Block>) -> Option<Block> {
+            let step = 1u64 << (32 - u32::from(prefix));
+            let mut next = u64::from(range.start);
+            while next <= range.end() {
+                let candidate = Block { start: u32::try_from(next).ok()?, prefix };
+                if !taken.iter().any(|t| t.overlaps(candidate)) {
+                    taken.push(candidate);
+                    return Some(candidate);
+                }
+                next += step;
+            }
+            None
+        }
+        let range = Block::parse("10.0.0.0/20").expect("range");
+        let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut random = move |below: u64| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed % below
+        };
+        for _ in 0..200 {
+            let prefix = 22 + u8::try_from(random(5)).expect("small");
+            let taken: Vec<Block> = (0..random(12))
+                .map(|_| {
+                    let block_prefix = 18 + u8::try_from(random(13)).expect("small");
+                    let start = u32::from(range.start) + u32::try_from(random(1 << 13)).expect("small");
+                    Block::parse(&format!("{}/{block_prefix}", Ipv4Addr::from(start))).expect("block")
+                })
+                .collect();
+            let swept: Vec<Block> = FreeSubnets::new(range, prefix, taken.clone()).take(40).collect();
+            let mut searched_taken = taken.clone();
+            let searched: Vec<Block> = (0..40).map_while(|_| naive(range, prefix, &mut searched_taken)).collect();
+            assert_eq!(swept, searched, "taken {taken:?}, prefix {prefix}");
+        }
     }
 
     #[test]
