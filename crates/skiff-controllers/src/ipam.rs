@@ -307,7 +307,7 @@ mod tests {
             let taken: Vec<Block> = (0..random(12))
                 .map(|_| {
                     let block_prefix = 18 + u8::try_from(random(13)).expect("small");
-                    let start = u32::from(range.start) + u32::try_from(random(1 << 13)).expect("small");
+                    let start = range.start + u32::try_from(random(1 << 13)).expect("small");
                     Block::parse(&format!("{}/{block_prefix}", Ipv4Addr::from(start))).expect("block")
                 })
                 .collect();
