@@ -834,22 +834,59 @@ impl<'s> Schemas<'s> {
         self.attr(node, key).and_then(Value::as_str)
     }
 
+    /// Several attributes of one node at once, each found as [`Schemas::attr`] would: one walk
+    /// through `$ref` and `allOf` instead of one per attribute (resolving a reference is a
+    /// search of the definitions, and this runs for every field of every object written).
+    fn attrs<const N: usize>(&self, node: &'s Value, keys: [&str; N]) -> [Option<&'s Value>; N] {
+        let mut found = [None; N];
+        self.fill_attrs(node, &keys, &mut found, 0);
+        found
+    }
+
+    fn fill_attrs<const N: usize>(
+        &self,
+        node: &'s Value,
+        keys: &[&str; N],
+        found: &mut [Option<&'s Value>; N],
+        depth: usize,
+    ) {
+        for (slot, key) in found.iter_mut().zip(keys) {
+            if slot.is_none() {
+                *slot = node.get(*key);
+            }
+        }
+        if found.iter().all(Option::is_some) || depth >= MAX_REF_DEPTH {
+            return;
+        }
+        if let Some(target) = node.get("$ref").and_then(Value::as_str).and_then(|reference| self.resolve(reference)) {
+            self.fill_attrs(target, keys, found, depth + 1);
+        }
+        for part in node.get("allOf").and_then(Value::as_array).into_iter().flatten() {
+            if found.iter().all(Option::is_some) {
+                return;
+            }
+            self.fill_attrs(part, keys, found, depth + 1);
+        }
+    }
+
     fn shape(&self, schema: SchemaNode<'s>, value: &Value) -> Result<Shape<'s>, String> {
         let Some(node) = schema else {
             return Ok(if value.is_object() { Shape::Object { props: None, extra: None } } else { Shape::Leaf });
         };
-        let declared = self.attr_str(node, "type");
-        let props = self.attr(node, "properties").and_then(Value::as_object);
+        let [declared, props, map_type, extra] =
+            self.attrs(node, ["type", "properties", "x-kubernetes-map-type", "additionalProperties"]);
+        let declared = declared.and_then(Value::as_str);
+        let props = props.and_then(Value::as_object);
         match value {
             Value::Null => Ok(Shape::Leaf),
             Value::Object(_) => {
                 if let Some(expected) = declared.filter(|kind| *kind != "object") {
                     return Err(format!("expected {expected}, got an object"));
                 }
-                if self.attr_str(node, "x-kubernetes-map-type") == Some("atomic") {
+                if map_type.and_then(Value::as_str) == Some("atomic") {
                     return Ok(Shape::Leaf);
                 }
-                let extra = self.attr(node, "additionalProperties").filter(|extra| extra.is_object());
+                let extra = extra.filter(|extra| extra.is_object());
                 Ok(Shape::Object { props, extra })
             }
             Value::Array(_) => match declared {
@@ -866,13 +903,15 @@ impl<'s> Schemas<'s> {
     }
 
     fn list_shape(&self, node: &'s Value) -> Shape<'s> {
-        let items = self.attr(node, "items");
-        let merge_key = self.attr_str(node, "x-kubernetes-patch-merge-key");
-        match self.attr_str(node, "x-kubernetes-list-type") {
+        let [items, merge_key, list_type, map_keys] = self.attrs(
+            node,
+            ["items", "x-kubernetes-patch-merge-key", "x-kubernetes-list-type", "x-kubernetes-list-map-keys"],
+        );
+        let merge_key = merge_key.and_then(Value::as_str);
+        match list_type.and_then(Value::as_str) {
             Some("set") => Shape::Set { items },
             Some("map") => {
-                let mut keys: Vec<&'s str> = self
-                    .attr(node, "x-kubernetes-list-map-keys")
+                let mut keys: Vec<&'s str> = map_keys
                     .and_then(Value::as_array)
                     .map(|keys| keys.iter().filter_map(Value::as_str).collect())
                     .unwrap_or_default();
