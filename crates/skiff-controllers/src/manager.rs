@@ -408,6 +408,14 @@ mod tests {
     }
 
     #[test]
+    fn rounds_rest_three_times_their_cost_up_to_half_a_second() {
+        assert_eq!(round_pause(Duration::from_micros(300)), Duration::from_micros(900), "a small cluster barely waits");
+        assert_eq!(round_pause(Duration::from_millis(40)), Duration::from_millis(120));
+        assert_eq!(round_pause(Duration::from_secs(2)), MAX_ROUND_PAUSE, "bounded however costly the round");
+        assert_eq!(round_pause(Duration::ZERO), Duration::ZERO);
+    }
+
+    #[test]
     fn a_panicking_controller_does_not_stop_the_others() {
         let snapshot = Snapshot::empty(jiff::Timestamp::UNIX_EPOCH);
         let config = Config::default();
