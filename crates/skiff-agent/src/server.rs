@@ -234,16 +234,10 @@ async fn stream(
             }
         }
     }
-    let upstream = match tunnel::open(&addr, None, req.method().as_str(), &path, &forwarded).await {
-        Ok(u) => u,
-        Err(e) => return text(502, format!("the runtime's streaming server at {addr}: {e}")),
+    let (upstream, mut response) = match open_runtime_stream(&addr, req.method().as_str(), &path, &forwarded).await {
+        Ok(opened) => opened,
+        Err(refused) => return refused,
     };
-    if upstream.status != 101 {
-        let body = String::from_utf8_lossy(&upstream.body).trim().to_string();
-        return text(upstream.status, body);
-    }
-    let mut response = hyper::Response::new(text(101, String::new()).into_body());
-    *response.status_mut() = hyper::StatusCode::SWITCHING_PROTOCOLS;
     for (k, v) in &upstream.headers {
         if matches!(k.as_str(), "connection" | "upgrade" | "x-stream-protocol-version") {
             if let (Ok(name), Ok(value)) =
@@ -260,6 +254,27 @@ async fn stream(
         }
     });
     response
+}
+
+/// Opens the runtime's streaming server over SPDY/3.1, and builds the 101 for kubectl (its
+/// upgrade headers still to add). An unreachable server or a refusal is already kubectl's
+/// answer: 502, or the runtime's own status and message.
+async fn open_runtime_stream(
+    addr: &str,
+    method: &str,
+    path: &str,
+    headers: &[(String, String)],
+) -> Result<(tunnel::Upstream, hyper::Response<Body>), hyper::Response<Body>> {
+    let upstream = tunnel::open(addr, None, method, path, headers)
+        .await
+        .map_err(|e| text(502, format!("the runtime's streaming server at {addr}: {e}")))?;
+    if upstream.status != 101 {
+        let body = String::from_utf8_lossy(&upstream.body).trim().to_string();
+        return Err(text(upstream.status, body));
+    }
+    let mut response = hyper::Response::new(text(101, String::new()).into_body());
+    *response.status_mut() = hyper::StatusCode::SWITCHING_PROTOCOLS;
+    Ok((upstream, response))
 }
 
 fn is_websocket(headers: &hyper::HeaderMap) -> bool {
@@ -291,16 +306,10 @@ async fn websocket(
     };
     let headers = [("Connection", "Upgrade"), ("Upgrade", "SPDY/3.1"), ("X-Stream-Protocol-Version", stream_protocol)]
         .map(|(k, v)| (k.to_string(), v.to_string()));
-    let upstream = match tunnel::open(addr, None, "POST", path, &headers).await {
-        Ok(u) => u,
-        Err(e) => return text(502, format!("the runtime's streaming server at {addr}: {e}")),
+    let (upstream, mut response) = match open_runtime_stream(addr, "POST", path, &headers).await {
+        Ok(opened) => opened,
+        Err(refused) => return refused,
     };
-    if upstream.status != 101 {
-        let body = String::from_utf8_lossy(&upstream.body).trim().to_string();
-        return text(upstream.status, body);
-    }
-    let mut response = hyper::Response::new(text(101, String::new()).into_body());
-    *response.status_mut() = hyper::StatusCode::SWITCHING_PROTOCOLS;
     for (k, v) in [
         ("upgrade", "websocket".to_string()),
         ("connection", "Upgrade".to_string()),

@@ -368,6 +368,30 @@ mod tests {
     }
 
     #[test]
+    fn namespace_finalizers_come_on_create_and_change_only_through_finalize() {
+        let r = registry::find("", "v1", "namespaces").expect("namespaces");
+        let mut plain = json!({"metadata": {"name": "a"}});
+        prepare_create(r, &mut plain).expect("create");
+        assert_eq!(plain["spec"]["finalizers"], json!(["kubernetes"]));
+        let mut other = json!({"metadata": {"name": "b"}, "spec": {"finalizers": ["example.com/x"]}});
+        prepare_create(r, &mut other).expect("create");
+        assert_eq!(other["spec"]["finalizers"], json!(["example.com/x", "kubernetes"]), "added, never replacing");
+
+        let old = json!({"metadata": {"name": "a", "uid": "u", "labels": {"k": "v"}},
+            "spec": {"finalizers": ["kubernetes"]}, "status": {"phase": "Terminating"}});
+        let mut update = json!({"metadata": {"name": "a", "labels": {}}, "spec": {"finalizers": []}});
+        prepare_update(r, &old, &mut update, None);
+        assert_eq!(update["spec"]["finalizers"], json!(["kubernetes"]), "a plain update keeps them");
+        let mut finalize = json!({"metadata": {"name": "a", "resourceVersion": "9", "labels": {}},
+            "spec": {"finalizers": []}, "status": {"phase": "Active"}});
+        prepare_update(r, &old, &mut finalize, Some("finalize"));
+        assert_eq!(finalize["spec"]["finalizers"], json!([]), "finalize changes them");
+        assert_eq!(finalize["metadata"]["labels"]["k"], "v", "and nothing else");
+        assert_eq!(finalize["status"]["phase"], "Terminating");
+        assert_eq!(finalize["metadata"]["resourceVersion"], "9", "its precondition is kept");
+    }
+
+    #[test]
     fn generation_moves_with_spec_only() {
         let r = registry::find("apps", "v1", "deployments").expect("deployments");
         let old = json!({"metadata": {"name": "d", "generation": 3}, "spec": {"replicas": 1}});

@@ -534,6 +534,46 @@ struct EventBody<T> {
     object: T,
 }
 
+/// What one watch line means for a cache.
+#[derive(Debug, PartialEq)]
+enum CacheEvent<T> {
+    Upsert {
+        key: String,
+        rv: u64,
+        object: T,
+    },
+    Delete {
+        key: String,
+        rv: u64,
+    },
+    Bookmark {
+        rv: u64,
+    },
+    /// An object that does not decode as `T`: left out, as a list would leave it out.
+    Skip,
+    /// An ERROR event (e.g. 410 Gone) or a line that is not an event: start over from a list.
+    Relist,
+}
+
+/// Reads one watch line. The object is decoded straight into `T`, after a light first pass for
+/// the type, key and revision: going through a `serde_json::Value` first cost twice as much for
+/// every event.
+fn parse_event<T: DeserializeOwned>(line: &[u8]) -> CacheEvent<T> {
+    let Ok(head) = serde_json::from_slice::<EventHead>(line) else { return CacheEvent::Relist };
+    let meta = head.object.metadata;
+    let key = format!("{}/{}", meta.namespace.unwrap_or_default(), meta.name.unwrap_or_default());
+    let rv = meta.resource_version.and_then(|rv| rv.parse().ok()).unwrap_or(0);
+    match head.kind.as_str() {
+        "ADDED" | "MODIFIED" => match serde_json::from_slice::<EventBody<T>>(line) {
+            Ok(event) => CacheEvent::Upsert { key, rv, object: event.object },
+            Err(_) => CacheEvent::Skip,
+        },
+        "DELETED" => CacheEvent::Delete { key, rv },
+        "BOOKMARK" => CacheEvent::Bookmark { rv },
+        _ => CacheEvent::Relist,
+    }
+}
+
 async fn reflect<T: DeserializeOwned>(client: Client, path: String, cache: Cache<T>) {
     use futures::StreamExt;
     let Cache { items, changed, synced, revision } = cache;
@@ -570,30 +610,75 @@ async fn reflect<T: DeserializeOwned>(client: Client, path: String, cache: Cache
         let mut stream = std::pin::pin!(stream);
         while let Some(line) = stream.next().await {
             let Ok(line) = line else { break };
-            // Decoded straight into `T`, with a second light pass for the key and revision:
-            // going through a `Value` first cost twice as much for every event.
-            let Ok(head) = serde_json::from_slice::<EventHead>(&line) else { break };
-            let meta = head.object.metadata;
-            let key = format!("{}/{}", meta.namespace.unwrap_or_default(), meta.name.unwrap_or_default());
-            let rv = meta.resource_version.and_then(|rv| rv.parse().ok()).unwrap_or(0);
-            match head.kind.as_str() {
-                "ADDED" | "MODIFIED" => {
-                    let Ok(event) = serde_json::from_slice::<EventBody<T>>(&line) else { continue };
-                    items.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).insert(key, Arc::new(event.object));
+            let rv = match parse_event::<T>(&line) {
+                CacheEvent::Upsert { key, rv, object } => {
+                    items.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).insert(key, Arc::new(object));
+                    rv
                 }
-                "DELETED" => {
+                CacheEvent::Delete { key, rv } => {
                     items.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).remove(&key);
+                    rv
                 }
-                "BOOKMARK" => {
+                CacheEvent::Bookmark { rv } => {
                     seen(rv);
                     continue;
                 }
-                // ERROR (e.g. 410 Gone): start over from a fresh list.
-                _ => break,
-            }
+                CacheEvent::Skip => continue,
+                CacheEvent::Relist => break,
+            };
             // After the change is in the map, so a reader that sees the revision sees the change.
             seen(rv);
             changed.notify_one();
         }
+    }
+}
+
+#[cfg(test)]
+mod cache_event_tests {
+    use super::*;
+
+    /// A typed object, standing in for a Kubernetes type.
+    #[derive(Debug, PartialEq, Deserialize)]
+    struct Pod {
+        metadata: PodMeta,
+        #[serde(default)]
+        spec: Option<PodSpec>,
+    }
+
+    #[derive(Debug, PartialEq, Deserialize)]
+    struct PodMeta {
+        name: Option<String>,
+    }
+
+    #[derive(Debug, PartialEq, Deserialize)]
+    struct PodSpec {
+        containers: Vec<Value>,
+    }
+
+    #[test]
+    fn watch_lines_become_cache_events() {
+        let line = br#"{"type":"MODIFIED","object":{"apiVersion":"v1","kind":"Pod","metadata":{"name":"web","namespace":"a","resourceVersion":"42"},"spec":{"containers":[]}}}"#;
+        match parse_event::<Pod>(line) {
+            CacheEvent::Upsert { key, rv, object } => {
+                assert_eq!((key.as_str(), rv), ("a/web", 42));
+                assert_eq!(object.metadata.name.as_deref(), Some("web"), "decoded into the cache's type");
+                assert_eq!(object.spec, Some(PodSpec { containers: Vec::new() }));
+            }
+            other => panic!("expected an upsert, got {other:?}"),
+        }
+        let node = br#"{"type":"DELETED","object":{"kind":"Node","metadata":{"name":"n1","namespace":null,"resourceVersion":"7"}}}"#;
+        assert_eq!(
+            parse_event::<Value>(node),
+            CacheEvent::Delete { key: "/n1".into(), rv: 7 },
+            "cluster-scoped, null namespace"
+        );
+        let bookmark =
+            br#"{"type":"BOOKMARK","object":{"kind":"Pod","apiVersion":"v1","metadata":{"resourceVersion":"99"}}}"#;
+        assert_eq!(parse_event::<Pod>(bookmark), CacheEvent::Bookmark { rv: 99 });
+        let gone = br#"{"type":"ERROR","object":{"kind":"Status","apiVersion":"v1","metadata":{},"code":410}}"#;
+        assert_eq!(parse_event::<Pod>(gone), CacheEvent::Relist);
+        assert_eq!(parse_event::<Pod>(b"not json"), CacheEvent::Relist);
+        let wrong = br#"{"type":"ADDED","object":{"metadata":{"name":"x","resourceVersion":"3"},"spec":"not a spec"}}"#;
+        assert_eq!(parse_event::<Pod>(wrong), CacheEvent::Skip);
     }
 }

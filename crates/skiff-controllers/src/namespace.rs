@@ -310,13 +310,12 @@ async fn empty_and_finalize(
         let _: Value = writer.update(&finalize, &finalize_body(ns)).await?;
         return Ok(true);
     }
-    let current: Vec<Value> = serde_json::to_value(ns.status.as_ref().and_then(|s| s.conditions.as_ref()))
-        .ok()
-        .and_then(|v| match v {
-            Value::Array(items) => Some(items),
-            _ => None,
-        })
-        .unwrap_or_default();
+    let current: Vec<Value> = ns
+        .status
+        .iter()
+        .flat_map(|s| s.conditions.iter().flatten())
+        .filter_map(|c| serde_json::to_value(c).ok())
+        .collect();
     let now = jiff::Timestamp::now().strftime("%Y-%m-%dT%H:%M:%SZ").to_string();
     if let Some(conditions) = conditions(&contents, &current, &now) {
         let patch = json!({"status": {"conditions": conditions}});

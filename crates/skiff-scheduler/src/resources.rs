@@ -86,27 +86,30 @@ impl ResourceList {
         }
     }
 
-    fn entry(&mut self, resource: &str, initial: i128) -> &mut i128 {
-        match slot(resource) {
-            Some(i) => self.well_known[i].get_or_insert(initial),
-            None => self.others.entry(resource.to_string()).or_insert(initial),
+    /// Combines every amount of `other` into `self` with `merge(mine, theirs)`, an absent amount
+    /// of `self` starting as `absent(theirs)`. Slot by slot: this runs for every bound pod of every
+    /// pass, so it allocates nothing unless extended resources are listed.
+    fn merge(&mut self, other: &ResourceList, absent: fn(i128) -> i128, merge: fn(i128, i128) -> i128) {
+        for (mine, theirs) in self.well_known.iter_mut().zip(other.well_known) {
+            if let Some(theirs) = theirs {
+                let current = mine.get_or_insert(absent(theirs));
+                *current = merge(*current, theirs);
+            }
+        }
+        for (name, theirs) in &other.others {
+            let current = self.others.entry(name.clone()).or_insert(absent(*theirs));
+            *current = merge(*current, *theirs);
         }
     }
 
     /// Adds every amount of `other` into `self`.
     pub fn add(&mut self, other: &ResourceList) {
-        for (name, amount) in other.iter() {
-            let entry = self.entry(name, 0);
-            *entry = entry.saturating_add(amount);
-        }
+        self.merge(other, |_| 0, i128::saturating_add);
     }
 
     /// Raises every amount of `self` to at least the amount in `other`.
     pub fn max_with(&mut self, other: &ResourceList) {
-        for (name, amount) in other.iter() {
-            let entry = self.entry(name, amount);
-            *entry = (*entry).max(amount);
-        }
+        self.merge(other, |theirs| theirs, i128::max);
     }
 
     /// Iterates over `(resource, amount)` pairs in name order.
@@ -320,6 +323,34 @@ mod tests {
 
     fn actual(pod: &Pod) -> ResourceList {
         pod_requests(pod, RequestMode::Actual, Strictness::Strict).expect("test fixture")
+    }
+
+    #[test]
+    fn resource_lists_keep_slots_and_extended_resources_alike() {
+        let mut a = ResourceList::default();
+        a.set(CPU, 500);
+        a.set("example.com/gpu", 1);
+        let mut b = ResourceList::default();
+        b.set(CPU, 250);
+        b.set(PODS, 0);
+        b.set("example.com/gpu", 2);
+        b.set("zz.example/fpga", 3);
+        let mut sum = a.clone();
+        sum.add(&b);
+        assert_eq!(
+            sum.iter().collect::<Vec<_>>(),
+            vec![("cpu", 750), ("example.com/gpu", 3), ("pods", 0), ("zz.example/fpga", 3)],
+            "name order across slots and extended resources; a zero entry is kept"
+        );
+        assert!(sum.contains(PODS) && !sum.contains(MEMORY));
+        assert_eq!(sum.get(MEMORY), 0);
+        let mut most = a.clone();
+        most.max_with(&b);
+        assert_eq!((most.get(CPU), most.get("example.com/gpu"), most.get("zz.example/fpga")), (500, 2, 3));
+        let mut huge = ResourceList::default();
+        huge.set(MEMORY, i128::MAX);
+        huge.add(&huge.clone());
+        assert_eq!(huge.get(MEMORY), i128::MAX, "saturates");
     }
 
     #[test]
