@@ -163,6 +163,22 @@ async fn count_pods(api: &str) -> usize {
         .unwrap_or(0)
 }
 
+async fn create_namespace(api: &str) {
+    let mut setup = Conn::open(api).await.expect("connect to the API");
+    let ns = serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}}).to_string();
+    let (code, body) = setup.request("POST", "/api/v1/namespaces", ns.as_bytes()).await.expect("create namespace");
+    assert!(code == 201 || code == 409, "namespace create: {code} {}", String::from_utf8_lossy(&body));
+}
+
+/// Only pod creates over HTTP (64 clients) for `secs`: a steady load to profile the servers under.
+pub async fn http_creates_only(cluster: &ProcessCluster, leader: u64, secs: f64) {
+    let api = cluster.server(leader).expect("leader").api_addr.clone();
+    create_namespace(&api).await;
+    println!("\nHTTP pod creates only, leader {leader} at {api}, {secs} s");
+    let s = create_pods(&api, "load", 64, secs).await;
+    println!("pod create (HTTP): {:.0}/s, p50 {:.2} ms, p99 {:.2} ms", s.throughput(), ms(s.p50), ms(s.p99));
+}
+
 pub async fn run(
     cluster: &ProcessCluster,
     leader: u64,
@@ -172,10 +188,7 @@ pub async fn run(
     quick: bool,
 ) {
     let api = cluster.server(leader).expect("leader").api_addr.clone();
-    let mut setup = Conn::open(&api).await.expect("connect to the API");
-    let ns = serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}}).to_string();
-    let (code, body) = setup.request("POST", "/api/v1/namespaces", ns.as_bytes()).await.expect("create namespace");
-    assert!(code == 201 || code == 409, "namespace create: {code} {}", String::from_utf8_lossy(&body));
+    create_namespace(&api).await;
 
     println!("\nKubernetes API (leader {leader}, {} B pod JSON)", pod_json("x").len());
     // 1. creates over HTTP vs raw store creates vs etcd puts, same size and concurrency. The

@@ -10,7 +10,7 @@
 //! steady rate, LIST of 10 000 pods, watch delivery to 1 000 watchers, and server memory.
 //!
 //! `cargo test --workspace --bench store_vs_etcd -- [--quick] [--api-only] [--seconds N] [--sizes 256,2048]
-//! [--clients 1,64,256]` (see docs/benchmarks.md).
+//! [--clients 1,64,256] [--http-creates-only]` (see docs/benchmarks.md).
 
 use std::path::Path;
 use std::path::PathBuf;
@@ -278,7 +278,12 @@ async fn main() {
     for line in summary {
         println!("  {line}");
     }
-    api::run(&skiff, leader, &skiff_clients, &etcd_clients, secs, quick).await;
+    if args.iter().any(|a| a == "--http-creates-only") {
+        // For profiling: nothing but pod creates over HTTP, for the whole `--seconds`.
+        api::http_creates_only(&skiff, leader, secs).await;
+    } else {
+        api::run(&skiff, leader, &skiff_clients, &etcd_clients, secs, quick).await;
+    }
     drop(etcd);
     drop(skiff);
 }

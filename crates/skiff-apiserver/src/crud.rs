@@ -344,24 +344,32 @@ pub async fn create(
     created.respond(r, shape(headers), q, &warnings)
 }
 
-/// A new object as stored, and the record the store wrote (none on a dry run).
-struct Created {
-    obj: Value,
-    record: Option<Record>,
+/// What a create produced.
+enum Created {
+    /// A dry run: the object as it would have been stored.
+    DryRun(Value),
+    /// What the store wrote.
+    Stored(Record),
 }
 
 impl Created {
     /// The 201 answer. A plain JSON answer is the stored bytes with the revision spliced in,
     /// which spares encoding the object a second time.
+    /// Other shapes (a Table, metadata only) parse the stored bytes again: they are rare, and
+    /// keeping the object's tree for them would cost every create.
     fn respond(self, r: &Resource, shape: Shape, q: &Query, warnings: &[String]) -> Result<Response, ApiError> {
-        if let (Shape::Object, Some(record)) = (shape, &self.record) {
-            let mut resp =
-                (StatusCode::CREATED, [("content-type", "application/json")], objects::read_json(r, record)?)
-                    .into_response();
-            output::add_warnings(&mut resp, warnings);
-            return Ok(resp);
-        }
-        output::object(r, &self.obj, shape, q, StatusCode::CREATED, warnings)
+        let obj = match (shape, self) {
+            (Shape::Object, Created::Stored(record)) => {
+                let mut resp =
+                    (StatusCode::CREATED, [("content-type", "application/json")], objects::read_json(r, &record)?)
+                        .into_response();
+                output::add_warnings(&mut resp, warnings);
+                return Ok(resp);
+            }
+            (_, Created::Stored(record)) => objects::read(r, &record)?,
+            (_, Created::DryRun(obj)) => obj,
+        };
+        output::object(r, &obj, shape, q, StatusCode::CREATED, warnings)
     }
 }
 
@@ -385,7 +393,7 @@ async fn create_object(
     crate::authz::escalation::check(state, r, &obj)?;
     apply::record_update(None, &mut obj, manager, None, &state.schemas, r.schema, &objects::now());
     if dry_run {
-        return Ok(Created { obj, record: None });
+        return Ok(Created::DryRun(obj));
     }
     let mut claimed = Vec::new();
     if (r.group, r.kind) == ("", "Service") {
@@ -394,12 +402,12 @@ async fn create_object(
     }
     let uid = objects::meta_str(&obj, "uid").unwrap_or("").to_string();
     let key = r.key(objects::meta_str(&obj, "namespace"), &name);
-    match state.store.create(&key, objects::write_bytes(r, &obj)?, &uid).await {
-        // The stored bytes are `obj` without its resourceVersion, so the answer needs no re-parse.
-        Ok(rec) => {
-            objects::set_meta(&mut obj, "resourceVersion", Value::String(rec.revision.to_string()));
-            Ok(Created { obj, record: Some(rec) })
-        }
+    let bytes = objects::write_bytes(r, &obj)?;
+    // Freed here, on the thread that built it, rather than after the write on whichever thread
+    // resumes the request: freeing a tree across threads cost more than building the answer.
+    drop(obj);
+    match state.store.create(&key, bytes, &uid).await {
+        Ok(rec) => Ok(Created::Stored(rec)),
         Err(e) => {
             if !e.is_indeterminate() {
                 service_ips::release(state.store.as_ref(), &claimed).await;

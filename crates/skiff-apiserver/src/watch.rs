@@ -49,6 +49,22 @@ impl Renderer {
         line(&json!({"type": kind, "object": object}))
     }
 
+    /// The event for a stored record without parsing it: a plain-object watch needs nothing but
+    /// the stored bytes with the revision spliced in (see [`objects::read_json`]).
+    fn event_of(&self, kind: &str, record: &skiff_store::Record) -> Result<bytes::Bytes, ApiError> {
+        if self.shape != Shape::Object {
+            return Ok(self.event(kind, &objects::read(self.resource, record)?));
+        }
+        let object = objects::read_json(self.resource, record)?;
+        let mut out = Vec::with_capacity(object.len() + 32);
+        out.extend_from_slice(b"{\"type\":\"");
+        out.extend_from_slice(kind.as_bytes());
+        out.extend_from_slice(b"\",\"object\":");
+        out.extend_from_slice(&object);
+        out.extend_from_slice(b"}\n");
+        Ok(bytes::Bytes::from(out))
+    }
+
     fn bookmark(&self, revision: u64, initial_end: bool) -> bytes::Bytes {
         let mut meta = json!({"resourceVersion": revision.to_string()});
         if initial_end {
@@ -106,6 +122,10 @@ pub async fn serve(state: Arc<ApiState>, p: ResourcePath, q: Query, headers: Hea
                 revision = page.revision;
             }
             for rec in &page.items {
+                if sel.is_empty() {
+                    initial.push(renderer.event_of("ADDED", rec)?);
+                    continue;
+                }
                 let obj = objects::read(r, rec)?;
                 if sel.matches(r, &obj) {
                     matching.insert(rec.key.clone());
@@ -157,6 +177,15 @@ pub async fn serve(state: Arc<ApiState>, p: ResourcePath, q: Query, headers: Hea
     let stream = futures::stream::iter(initial.into_iter().map(Ok::<_, std::io::Error>));
     let live = events
         .map(move |item| match item {
+            // Without selectors every event is delivered as it happened, and needs no parsing.
+            Ok(WatchItem::Event(ev)) if sel.is_empty() => {
+                let kind = match ev.kind {
+                    EventKind::Created => "ADDED",
+                    EventKind::Updated => "MODIFIED",
+                    EventKind::Deleted => "DELETED",
+                };
+                Some(renderer.event_of(kind, &ev.record).unwrap_or_else(|e| error_event(&e)))
+            }
             Ok(WatchItem::Event(ev)) => {
                 let obj = match objects::read(r, &ev.record) {
                     Ok(o) => o,
@@ -210,4 +239,54 @@ pub async fn serve(state: Arc<ApiState>, p: ResourcePath, q: Query, headers: Hea
         None => Body::from_stream(all),
     };
     Ok((StatusCode::OK, [("content-type", content_type), ("cache-control", "no-cache, private")], body).into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use skiff_api_types::registry;
+    use skiff_store::Record;
+
+    use super::*;
+
+    fn record(value: &Value) -> Record {
+        Record {
+            key: "/registry/core/pods/a/web".into(),
+            value: serde_json::to_vec(value).expect("encode"),
+            revision: 42,
+            create_revision: 40,
+            uid: "u1".into(),
+        }
+    }
+
+    #[test]
+    fn a_spliced_event_says_what_a_parsed_one_says() {
+        let r = registry::find("", "v1", "pods").expect("pods");
+        let renderer = Renderer { resource: r, shape: Shape::Object, include: output::IncludeObject::Object };
+        let pod = json!({"apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": "web", "namespace": "a", "labels": {"app": "x\"y"}},
+            "spec": {"containers": [{"name": "c", "image": "i"}]}});
+        let rec = record(&pod);
+        for kind in ["ADDED", "MODIFIED", "DELETED"] {
+            let spliced = renderer.event_of(kind, &rec).expect("spliced");
+            assert!(spliced.ends_with(b"\n") && !spliced[..spliced.len() - 1].contains(&b'\n'), "one line");
+            let parsed = renderer.event(kind, &objects::read(r, &rec).expect("read"));
+            let a: Value = serde_json::from_slice(&spliced).expect("spliced is JSON");
+            let b: Value = serde_json::from_slice(&parsed).expect("parsed is JSON");
+            assert_eq!(a, b);
+            assert_eq!(a["object"]["metadata"]["resourceVersion"], "42");
+            assert_eq!(a["type"], kind);
+        }
+    }
+
+    #[test]
+    fn a_table_watch_still_renders_rows() {
+        let r = registry::find("", "v1", "pods").expect("pods");
+        let renderer = Renderer { resource: r, shape: Shape::Table, include: output::IncludeObject::None };
+        let pod = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "web", "namespace": "a"},
+            "spec": {"containers": [{"name": "c", "image": "i"}]}});
+        let line = renderer.event_of("ADDED", &record(&pod)).expect("rendered");
+        let v: Value = serde_json::from_slice(&line).expect("JSON");
+        assert_eq!(v["object"]["kind"], "Table");
+        assert_eq!(v["object"]["rows"][0]["cells"][0], "web");
+    }
 }

@@ -445,6 +445,13 @@ pub struct Reflector<T> {
 impl<T: DeserializeOwned + Clone + Send + Sync + 'static> Reflector<T> {
     /// Starts reflecting the collection at `path` (e.g. `/api/v1/pods`).
     pub fn start(client: Client, path: &str) -> Self {
+        Self::start_with(client, path, |_| {})
+    }
+
+    /// [`Reflector::start`], passing every object through `prepare` before it is cached: what
+    /// client-go calls a transform, e.g. dropping `managedFields`, which no controller reads and
+    /// which would otherwise be a third of a cached pod's memory.
+    pub fn start_with(client: Client, path: &str, prepare: fn(&mut T)) -> Self {
         let items: Arc<Mutex<BTreeMap<String, Arc<T>>>> = Arc::new(Mutex::new(BTreeMap::new()));
         let changed = Arc::new(Notify::new());
         let synced = Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -455,7 +462,7 @@ impl<T: DeserializeOwned + Clone + Send + Sync + 'static> Reflector<T> {
             synced: synced.clone(),
             revision: revision.clone(),
         };
-        let task = tokio::spawn(reflect(client, path.to_string(), cache));
+        let task = tokio::spawn(reflect(client, path.to_string(), cache, prepare));
         Self { items, revision, changed, synced, task }
     }
 
@@ -574,7 +581,7 @@ fn parse_event<T: DeserializeOwned>(line: &[u8]) -> CacheEvent<T> {
     }
 }
 
-async fn reflect<T: DeserializeOwned>(client: Client, path: String, cache: Cache<T>) {
+async fn reflect<T: DeserializeOwned>(client: Client, path: String, cache: Cache<T>, prepare: fn(&mut T)) {
     use futures::StreamExt;
     let Cache { items, changed, synced, revision } = cache;
     let seen = |rv: u64| revision.fetch_max(rv, std::sync::atomic::Ordering::AcqRel);
@@ -592,7 +599,9 @@ async fn reflect<T: DeserializeOwned>(client: Client, path: String, cache: Cache
             .into_iter()
             .filter_map(|obj| {
                 let key = key_of(&obj);
-                serde_json::from_value(obj).ok().map(|typed| (key, Arc::new(typed)))
+                let mut typed: T = serde_json::from_value(obj).ok()?;
+                prepare(&mut typed);
+                Some((key, Arc::new(typed)))
             })
             .collect();
         *items.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = fresh;
@@ -611,7 +620,8 @@ async fn reflect<T: DeserializeOwned>(client: Client, path: String, cache: Cache
         while let Some(line) = stream.next().await {
             let Ok(line) = line else { break };
             let rv = match parse_event::<T>(&line) {
-                CacheEvent::Upsert { key, rv, object } => {
+                CacheEvent::Upsert { key, rv, mut object } => {
+                    prepare(&mut object);
                     items.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).insert(key, Arc::new(object));
                     rv
                 }

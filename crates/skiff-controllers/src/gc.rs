@@ -24,6 +24,7 @@
 //! confirm "no dependents"); no Events are recorded.
 
 use std::collections::HashMap;
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use k8s_openapi::api::apps::v1::Deployment;
@@ -140,7 +141,20 @@ where
 }
 
 fn objects(snapshot: &Snapshot) -> Vec<Object<'_>> {
-    let mut all = Vec::new();
+    let s = snapshot;
+    let total = s.namespaces.len()
+        + s.nodes.len()
+        + s.leases.len()
+        + s.pods.len()
+        + s.services.len()
+        + s.endpoints.len()
+        + s.endpoint_slices.len()
+        + s.replica_sets.len()
+        + s.deployments.len()
+        + s.service_accounts.len()
+        + s.config_maps.len()
+        + s.secrets.len();
+    let mut all = Vec::with_capacity(total);
     add(&mut all, &snapshot.namespaces, true);
     add(&mut all, &snapshot.nodes, true);
     add(&mut all, &snapshot.leases, false);
@@ -211,7 +225,11 @@ type Judged = (Standing, Option<(String, String)>);
 pub fn reconcile(snapshot: &Snapshot, _config: &Config) -> Vec<Action> {
     let kinds = held();
     let all = objects(snapshot);
-    let index: HashMap<&str, &Object<'_>> = all.iter().map(|o| (o.uid, o)).collect();
+    // Only objects something refers to can be owners: indexing just those keeps a round cheap
+    // in a namespace of thousands of objects that own nothing.
+    let referenced: HashSet<&str> = all.iter().flat_map(|o| o.owner_refs()).map(|r| r.uid.as_str()).collect();
+    let index: HashMap<&str, &Object<'_>> =
+        all.iter().filter(|o| referenced.contains(o.uid)).map(|o| (o.uid, o)).collect();
 
     // Every dependent's references, judged; and for every present owner, who refers to it.
     let mut judged: Vec<(&Object<'_>, Vec<Judged>)> = Vec::new();

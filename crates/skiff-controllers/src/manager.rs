@@ -91,8 +91,12 @@ struct Caches {
 
 impl Caches {
     fn start(client: &Client) -> Self {
-        fn cache<T: DeserializeOwned + Clone + Send + Sync + 'static>(client: &Client, path: &str) -> Reflector<T> {
-            Reflector::start(client.clone(), path)
+        fn cache<T>(client: &Client, path: &str) -> Reflector<T>
+        where
+            T: DeserializeOwned + Clone + Send + Sync + 'static,
+            T: k8s_openapi::Metadata<Ty = k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta>,
+        {
+            Reflector::start_with(client.clone(), path, |object| object.metadata_mut().managed_fields = None)
         }
         Self {
             namespaces: cache(client, "/api/v1/namespaces"),
@@ -203,11 +207,11 @@ async fn rounds(writer: &Client, caches: &Caches, settings: &Settings) {
         if !caches.synced() {
             continue;
         }
+        let started = Instant::now();
         let snapshot = caches.snapshot();
         let config = settings.config.clone();
         // Reconciling is CPU work over every cached object: on the blocking pool, so it never
         // holds up the runtime's workers (and Raft's heartbeats with them).
-        let started = Instant::now();
         let Ok(actions) = tokio::task::spawn_blocking(move || decide(&snapshot, &config)).await else {
             tracing::error!("a controller round failed to run");
             continue;
@@ -221,14 +225,15 @@ async fn rounds(writer: &Client, caches: &Caches, settings: &Settings) {
     }
 }
 
-/// How long the manager rests after a round whose decisions took `spent`: a round looks at
-/// every cached object, so while the cluster changes without pause (thousands of pods being
-/// bound) rounds back to back would take a whole core from the API and the scheduler. Resting
-/// three times as long as the round keeps the controllers to a quarter of a core however large
-/// the cluster; with a small cluster a round takes a millisecond and the rest is unnoticeable.
-/// The cost is latency under load: a change waits at most one round and one rest.
+/// How long the manager rests after a round whose snapshot and decisions took `spent`: a round
+/// looks at every cached object, so while the cluster changes without pause (thousands of pods
+/// being created or bound) rounds back to back would take a whole core from the API and the
+/// scheduler. Resting seven times as long as the round keeps the controllers to an eighth of a
+/// core however large the cluster; with a small cluster a round takes a millisecond and the rest
+/// is unnoticeable. The cost is latency under load: a change waits at most one round and one
+/// rest.
 fn round_pause(spent: Duration) -> Duration {
-    const REST_PER_WORK: u32 = 3;
+    const REST_PER_WORK: u32 = 7;
     spent.saturating_mul(REST_PER_WORK).min(MAX_ROUND_PAUSE)
 }
 
@@ -408,9 +413,13 @@ mod tests {
     }
 
     #[test]
-    fn rounds_rest_three_times_their_cost_up_to_half_a_second() {
-        assert_eq!(round_pause(Duration::from_micros(300)), Duration::from_micros(900), "a small cluster barely waits");
-        assert_eq!(round_pause(Duration::from_millis(40)), Duration::from_millis(120));
+    fn rounds_rest_seven_times_their_cost_up_to_half_a_second() {
+        assert_eq!(
+            round_pause(Duration::from_micros(300)),
+            Duration::from_micros(2100),
+            "a small cluster barely waits"
+        );
+        assert_eq!(round_pause(Duration::from_millis(40)), Duration::from_millis(280));
         assert_eq!(round_pause(Duration::from_secs(2)), MAX_ROUND_PAUSE, "bounded however costly the round");
         assert_eq!(round_pause(Duration::ZERO), Duration::ZERO);
     }

@@ -59,26 +59,23 @@ pub fn reconcile(snapshot: &Snapshot, config: &Config) -> Vec<Action> {
         let Some(uid) = pod.metadata.uid.as_deref() else {
             continue;
         };
-        let Some(pod_path) = pod_path(pod) else {
-            continue;
-        };
         let terminating = pod.metadata.deletion_timestamp.is_some();
         let node_name = pod.spec.as_ref().and_then(|s| s.node_name.as_deref()).filter(|n| !n.is_empty());
         let wanted = match node_name {
             Some(node) => match nodes.get(node) {
                 None => {
                     let absent = vec![(path::core("nodes", None, Some(node)), String::new())];
-                    fail_and_delete(snapshot, pod, &pod_path, uid, "PodGC: node no longer exists")
+                    fail_and_delete(snapshot, pod, uid, "PodGC: node no longer exists")
                         .into_iter()
                         .map(|action| Action::Verified { absent: absent.clone(), action: Box::new(action) })
                         .collect()
                 }
                 Some(n) if terminating && out_of_service(n) => {
-                    fail_and_delete(snapshot, pod, &pod_path, uid, "PodGC: node is out of service")
+                    fail_and_delete(snapshot, pod, uid, "PodGC: node is out of service")
                 }
-                Some(_) => finished_but_kept(pod, &pod_path, uid),
+                Some(_) => finished_but_kept(pod, uid),
             },
-            None if terminating => force_delete(pod, &pod_path, uid).into_iter().collect(),
+            None if terminating => force_delete(pod, uid).into_iter().collect(),
             None => Vec::new(),
         };
         if !wanted.is_empty() {
@@ -109,16 +106,17 @@ pub fn reconcile(snapshot: &Snapshot, config: &Config) -> Vec<Action> {
             });
             let excess = terminated.len() - threshold;
             for pod in terminated.into_iter().take(excess) {
-                let (Some(uid), Some(pod_path)) = (pod.metadata.uid.as_deref(), pod_path(pod)) else {
+                let Some(uid) = pod.metadata.uid.as_deref() else {
                     continue;
                 };
-                actions.extend(force_delete(pod, &pod_path, uid));
+                actions.extend(force_delete(pod, uid));
             }
         }
     }
     actions
 }
 
+/// Built only for a pod that needs a write: most pods need none, and every round visits all.
 fn pod_path(pod: &Pod) -> Option<String> {
     Some(path::core("pods", Some(pod.metadata.namespace.as_deref()?), Some(pod.metadata.name.as_deref()?)))
 }
@@ -144,7 +142,7 @@ fn out_of_service(node: &Node) -> bool {
 
 /// A delete with grace 0, unless the pod's deletion only waits on finalizers (deleting it again
 /// would change nothing).
-fn force_delete(pod: &Pod, pod_path: &str, uid: &str) -> Option<Action> {
+fn force_delete(pod: &Pod, uid: &str) -> Option<Action> {
     let meta = &pod.metadata;
     let waits_on_finalizers = meta.deletion_timestamp.is_some()
         && meta.deletion_grace_period_seconds == Some(0)
@@ -152,13 +150,16 @@ fn force_delete(pod: &Pod, pod_path: &str, uid: &str) -> Option<Action> {
     if waits_on_finalizers {
         return None;
     }
-    Some(Action::Delete { path: pod_path.to_string(), uid: Some(uid.to_string()), propagation: None, grace: Some(0) })
+    Some(Action::Delete { path: pod_path(pod)?, uid: Some(uid.to_string()), propagation: None, grace: Some(0) })
 }
 
 /// For a pod that has not finished: a status patch to Failed with a `DisruptionTarget`
 /// condition; then the force delete.
-fn fail_and_delete(snapshot: &Snapshot, pod: &Pod, pod_path: &str, uid: &str, message: &str) -> Vec<Action> {
+fn fail_and_delete(snapshot: &Snapshot, pod: &Pod, uid: &str, message: &str) -> Vec<Action> {
     let mut actions = Vec::new();
+    let Some(pod_path) = pod_path(pod) else {
+        return actions;
+    };
     if !workload::pod_is_terminated(pod) {
         let mut conditions: Vec<Value> = pod
             .status
@@ -177,13 +178,13 @@ fn fail_and_delete(snapshot: &Snapshot, pod: &Pod, pod_path: &str, uid: &str, me
                 "status": {"phase": "Failed", "conditions": conditions}}),
         });
     }
-    actions.extend(force_delete(pod, pod_path, uid));
+    actions.extend(force_delete(pod, uid));
     actions
 }
 
 /// A terminated pod marked for deletion with no finalizers left: nothing but another delete
 /// removes it from skiff's API server.
-fn finished_but_kept(pod: &Pod, pod_path: &str, uid: &str) -> Vec<Action> {
+fn finished_but_kept(pod: &Pod, uid: &str) -> Vec<Action> {
     let meta = &pod.metadata;
     let kept = workload::pod_is_terminated(pod)
         && meta.deletion_timestamp.is_some()
@@ -191,7 +192,7 @@ fn finished_but_kept(pod: &Pod, pod_path: &str, uid: &str) -> Vec<Action> {
     if !kept {
         return Vec::new();
     }
-    force_delete(pod, pod_path, uid).into_iter().collect()
+    force_delete(pod, uid).into_iter().collect()
 }
 
 #[cfg(test)]

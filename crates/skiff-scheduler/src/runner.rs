@@ -64,7 +64,9 @@ impl Runner {
     async fn lead(&self, term: u64) {
         tracing::info!(term, "scheduler active");
         let client = self.client.fenced(term);
-        let nodes = Reflector::<Node>::start(self.client.clone(), "/api/v1/nodes");
+        // Nobody here reads managedFields: dropping them keeps a third of every pod out of memory.
+        let nodes =
+            Reflector::<Node>::start_with(self.client.clone(), "/api/v1/nodes", |n| n.metadata.managed_fields = None);
         let mut pods: Option<Reflector<Pod>> = None;
         let mut announced: HashMap<String, String> = HashMap::new();
         let mut backoff: HashMap<String, Backoff> = HashMap::new();
@@ -84,7 +86,9 @@ impl Runner {
             if node_list.is_empty() {
                 continue;
             }
-            let pods = pods.get_or_insert_with(|| Reflector::start(self.client.clone(), "/api/v1/pods"));
+            let pods = pods.get_or_insert_with(|| {
+                Reflector::start_with(self.client.clone(), "/api/v1/pods", |p| p.metadata.managed_fields = None)
+            });
             if !nodes.synced() || !pods.synced() {
                 continue;
             }
