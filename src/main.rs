@@ -42,26 +42,7 @@ enum Command {
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-/// mimalloc's `purge_delay` option, by its place in `mi_option_t` (mimalloc.h; the Rust bindings
-/// name no constant for it).
-const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
-
-/// Keeps freed memory mapped instead of handing it back to the kernel. Raft's replication buffers
-/// are hundreds of KiB, allocated and freed thousands of times a second; with purging on, each one
-/// came back as fresh pages the kernel had to zero, a tenth of the machine's CPU on pod creates
-/// (docs/benchmarks.md). A server's memory is mostly caches it keeps anyway. An operator's own
-/// `MIMALLOC_PURGE_DELAY` still wins. The one FFI call in skiff, hence the one exception to the
-/// workspace's `unsafe_code = "deny"`.
-#[allow(unsafe_code)]
-fn keep_freed_memory() {
-    if std::env::var_os("MIMALLOC_PURGE_DELAY").is_none() {
-        // SAFETY: sets one of mimalloc's options, which it reads again on every purge decision.
-        unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, -1) };
-    }
-}
-
 fn main() -> anyhow::Result<()> {
-    keep_freed_memory();
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("SKIFF_LOG")
