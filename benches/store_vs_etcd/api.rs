@@ -128,6 +128,28 @@ fn rss_mib(api_addr: &str) -> Option<f64> {
     None
 }
 
+/// CPU seconds (user and system) used so far by the servers of `cluster`, from /proc: with two
+/// cores shared by everything, the CPU a create costs moves less between runs than throughput.
+fn servers_cpu_secs(cluster: &ProcessCluster) -> f64 {
+    let addrs: Vec<&str> = cluster.servers.iter().map(|s| s.api_addr.as_str()).collect();
+    let mut ticks = 0u64;
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else { continue };
+        let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+        if !cmdline.contains(" server ") || !addrs.iter().any(|a| cmdline.contains(a)) {
+            continue;
+        }
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else { continue };
+        // Fields after the parenthesised command name; utime and stime are the 14th and 15th.
+        let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        ticks += fields.get(11).and_then(|f| f.parse::<u64>().ok()).unwrap_or(0);
+        ticks += fields.get(12).and_then(|f| f.parse::<u64>().ok()).unwrap_or(0);
+    }
+    // USER_HZ is 100 on Linux.
+    ticks as f64 / 100.0
+}
+
 async fn create_pods(api: &str, prefix: &str, clients: usize, secs: f64) -> Sample {
     let (lat, elapsed) = create_pods_raw(api, prefix, clients, secs).await;
     summarize(lat, elapsed)
@@ -175,8 +197,16 @@ pub async fn http_creates_only(cluster: &ProcessCluster, leader: u64, secs: f64)
     let api = cluster.server(leader).expect("leader").api_addr.clone();
     create_namespace(&api).await;
     println!("\nHTTP pod creates only, leader {leader} at {api}, {secs} s");
+    let cpu = servers_cpu_secs(cluster);
     let s = create_pods(&api, "load", 64, secs).await;
-    println!("pod create (HTTP): {:.0}/s, p50 {:.2} ms, p99 {:.2} ms", s.throughput(), ms(s.p50), ms(s.p99));
+    let cpu = servers_cpu_secs(cluster) - cpu;
+    println!(
+        "pod create (HTTP): {:.0}/s, p50 {:.2} ms, p99 {:.2} ms, servers' CPU {:.3} ms per create",
+        s.throughput(),
+        ms(s.p50),
+        ms(s.p99),
+        cpu * 1e3 / s.ops.max(1) as f64
+    );
 }
 
 pub async fn run(
@@ -198,9 +228,13 @@ pub async fn run(
     let rounds = 3;
     let value = Arc::new(pod_json("raw"));
     let (mut http, mut raw, mut etcd) = (Totals::default(), Totals::default(), Totals::default());
+    let (mut http_cpu, mut raw_cpu) = (0.0, 0.0);
     for round in 0..rounds {
         let slice = secs / rounds as f64;
+        let cpu = servers_cpu_secs(cluster);
         http.add(create_pods_raw(&api, &format!("load{round}"), clients, slice).await);
+        http_cpu += servers_cpu_secs(cluster) - cpu;
+        let cpu = servers_cpu_secs(cluster);
         let sc = store_clients.clone();
         let v = value.clone();
         raw.add(
@@ -213,6 +247,7 @@ pub async fn run(
             })
             .await,
         );
+        raw_cpu += servers_cpu_secs(cluster) - cpu;
         let ec = etcd_clients.clone();
         let v = value.clone();
         etcd.add(
@@ -230,6 +265,12 @@ pub async fn run(
         println!("{:<22} {:>10.0} {:>9.2} {:>9.2}", name, s.throughput(), ms(s.p50), ms(s.p99));
     }
     assert!(http.ops > 0, "pod creates must succeed");
+    let per_op = |cpu: f64, s: &Sample| cpu * 1e3 / s.ops.max(1) as f64;
+    println!(
+        "servers' CPU per operation: pod create {:.3} ms, store create {:.3} ms",
+        per_op(http_cpu, &http),
+        per_op(raw_cpu, &raw)
+    );
 
     // 2. steady 20 creates/s
     let steady_secs = if quick { 3.0 } else { 10.0 };
