@@ -79,9 +79,17 @@ pub struct List<T> {
 /// The TLS primitives skiff uses, clients and servers alike: ring's. rustls marks this provider
 /// deprecated for lacking post-quantum key exchange; the alternative (aws-lc-rs) needs a C/CMake
 /// build this project avoids. Switching later is one line here.
+///
+/// Key exchange prefers X25519, as Go's TLS (kubectl, client-go) does. rustls' ring provider
+/// lists P-384 first, and ring's P-384 is generic code: with it, the ephemeral key and the shared
+/// secret were a third of an API server's CPU when every request opened a connection. P-256 and
+/// P-384 stay for peers that offer nothing else.
 #[allow(deprecated)]
 pub fn crypto_provider() -> Arc<rustls::crypto::CryptoProvider> {
-    Arc::new(rustls::crypto::ring::default_provider())
+    use rustls::crypto::ring::kx_group;
+    let mut provider = rustls::crypto::ring::default_provider();
+    provider.kx_groups = vec![kx_group::X25519, kx_group::SECP256R1, kx_group::SECP384R1];
+    Arc::new(provider)
 }
 
 /// What a TLS client trusts and presents, as PEM.
@@ -640,6 +648,15 @@ async fn reflect<T: DeserializeOwned>(client: Client, path: String, cache: Cache
             seen(rv);
             changed.notify_one();
         }
+    }
+}
+
+#[cfg(test)]
+mod crypto_tests {
+    #[test]
+    fn key_exchange_prefers_x25519_and_keeps_the_nist_curves() {
+        let names: Vec<_> = super::crypto_provider().kx_groups.iter().map(|g| g.name()).collect();
+        assert_eq!(names, [rustls::NamedGroup::X25519, rustls::NamedGroup::secp256r1, rustls::NamedGroup::secp384r1]);
     }
 }
 
