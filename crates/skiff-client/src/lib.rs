@@ -458,7 +458,8 @@ impl<T: DeserializeOwned + Clone + Send + Sync + 'static> Reflector<T> {
 
     /// [`Reflector::start`], passing every object through `prepare` before it is cached: what
     /// client-go calls a transform, e.g. dropping `managedFields`, which no controller reads and
-    /// which would otherwise be a third of a cached pod's memory.
+    /// which dropped from the controllers' caches halved the leader's memory growth while pods
+    /// were created (docs/benchmarks.md).
     pub fn start_with(client: Client, path: &str, prepare: fn(&mut T)) -> Self {
         let items: Arc<Mutex<BTreeMap<String, Arc<T>>>> = Arc::new(Mutex::new(BTreeMap::new()));
         let changed = Arc::new(Notify::new());
@@ -572,15 +573,18 @@ enum CacheEvent<T> {
 
 /// Reads one watch line. The object is decoded straight into `T`, after a light first pass for
 /// the type, key and revision: going through a `serde_json::Value` first cost twice as much for
-/// every event.
-fn parse_event<T: DeserializeOwned>(line: &[u8]) -> CacheEvent<T> {
+/// every event. An upserted object has been through `prepare`, the cache's transform.
+fn parse_event<T: DeserializeOwned>(line: &[u8], prepare: fn(&mut T)) -> CacheEvent<T> {
     let Ok(head) = serde_json::from_slice::<EventHead>(line) else { return CacheEvent::Relist };
     let meta = head.object.metadata;
     let key = format!("{}/{}", meta.namespace.unwrap_or_default(), meta.name.unwrap_or_default());
     let rv = meta.resource_version.and_then(|rv| rv.parse().ok()).unwrap_or(0);
     match head.kind.as_str() {
         "ADDED" | "MODIFIED" => match serde_json::from_slice::<EventBody<T>>(line) {
-            Ok(event) => CacheEvent::Upsert { key, rv, object: event.object },
+            Ok(EventBody { mut object }) => {
+                prepare(&mut object);
+                CacheEvent::Upsert { key, rv, object }
+            }
             Err(_) => CacheEvent::Skip,
         },
         "DELETED" => CacheEvent::Delete { key, rv },
@@ -627,9 +631,8 @@ async fn reflect<T: DeserializeOwned>(client: Client, path: String, cache: Cache
         let mut stream = std::pin::pin!(stream);
         while let Some(line) = stream.next().await {
             let Ok(line) = line else { break };
-            let rv = match parse_event::<T>(&line) {
-                CacheEvent::Upsert { key, rv, mut object } => {
-                    prepare(&mut object);
+            let rv = match parse_event::<T>(&line, prepare) {
+                CacheEvent::Upsert { key, rv, object } => {
                     items.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).insert(key, Arc::new(object));
                     rv
                 }
@@ -685,7 +688,7 @@ mod cache_event_tests {
     #[test]
     fn watch_lines_become_cache_events() {
         let line = br#"{"type":"MODIFIED","object":{"apiVersion":"v1","kind":"Pod","metadata":{"name":"web","namespace":"a","resourceVersion":"42"},"spec":{"containers":[]}}}"#;
-        match parse_event::<Pod>(line) {
+        match parse_event::<Pod>(line, |_| {}) {
             CacheEvent::Upsert { key, rv, object } => {
                 assert_eq!((key.as_str(), rv), ("a/web", 42));
                 assert_eq!(object.metadata.name.as_deref(), Some("web"), "decoded into the cache's type");
@@ -695,17 +698,26 @@ mod cache_event_tests {
         }
         let node = br#"{"type":"DELETED","object":{"kind":"Node","metadata":{"name":"n1","namespace":null,"resourceVersion":"7"}}}"#;
         assert_eq!(
-            parse_event::<Value>(node),
+            parse_event::<Value>(node, |_| {}),
             CacheEvent::Delete { key: "/n1".into(), rv: 7 },
             "cluster-scoped, null namespace"
         );
         let bookmark =
             br#"{"type":"BOOKMARK","object":{"kind":"Pod","apiVersion":"v1","metadata":{"resourceVersion":"99"}}}"#;
-        assert_eq!(parse_event::<Pod>(bookmark), CacheEvent::Bookmark { rv: 99 });
+        assert_eq!(parse_event::<Pod>(bookmark, |_| {}), CacheEvent::Bookmark { rv: 99 });
         let gone = br#"{"type":"ERROR","object":{"kind":"Status","apiVersion":"v1","metadata":{},"code":410}}"#;
-        assert_eq!(parse_event::<Pod>(gone), CacheEvent::Relist);
-        assert_eq!(parse_event::<Pod>(b"not json"), CacheEvent::Relist);
+        assert_eq!(parse_event::<Pod>(gone, |_| {}), CacheEvent::Relist);
+        assert_eq!(parse_event::<Pod>(b"not json", |_| {}), CacheEvent::Relist);
         let wrong = br#"{"type":"ADDED","object":{"metadata":{"name":"x","resourceVersion":"3"},"spec":"not a spec"}}"#;
-        assert_eq!(parse_event::<Pod>(wrong), CacheEvent::Skip);
+        assert_eq!(parse_event::<Pod>(wrong, |_| {}), CacheEvent::Skip);
+    }
+
+    #[test]
+    fn an_upserted_object_goes_through_the_caches_transform() {
+        let line = br#"{"type":"ADDED","object":{"metadata":{"name":"web","namespace":"a","resourceVersion":"5"},"spec":{"containers":[]}}}"#;
+        match parse_event::<Pod>(line, |pod| pod.spec = None) {
+            CacheEvent::Upsert { object, .. } => assert_eq!(object.spec, None, "the transform ran"),
+            other => panic!("expected an upsert, got {other:?}"),
+        }
     }
 }
