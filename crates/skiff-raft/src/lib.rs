@@ -29,6 +29,12 @@ pub mod pb {
     tonic::include_proto!("skiff.v1");
 }
 
+/// Generated gRPC code for replication (built in `build.rs`, bincode on the wire).
+#[allow(clippy::all, missing_docs)]
+pub mod replication {
+    include!(concat!(env!("OUT_DIR"), "/skiff.v1.Replication.rs"));
+}
+
 pub use client::RemoteStore;
 pub use error::RaftStoreError;
 pub use node::NodeConfig;

@@ -33,6 +33,7 @@ use crate::codec::decode;
 use crate::codec::encode;
 use crate::pb;
 use crate::pb::raft_transport_client::RaftTransportClient;
+use crate::replication::replication_client::ReplicationClient;
 use crate::tls::TlsConnector;
 use crate::Snapshot;
 use crate::SnapshotData;
@@ -88,7 +89,11 @@ impl RaftNetworkFactory<TypeConfig> for NetworkFactory {
     type Network = PeerClient;
 
     async fn new_client(&mut self, target: u64, node: &BasicNode) -> PeerClient {
-        PeerClient { target, client: channel_with(&node.addr, self.local, self.tls.as_ref()).ok().map(transport) }
+        let channel = channel_with(&node.addr, self.local, self.tls.as_ref()).ok();
+        let replication = channel.clone().map(|c| {
+            ReplicationClient::new(c).max_decoding_message_size(MAX_MESSAGE).max_encoding_message_size(MAX_MESSAGE)
+        });
+        PeerClient { target, client: channel.map(transport), replication }
     }
 }
 
@@ -96,10 +101,15 @@ fn transport(c: Channel) -> RaftTransportClient<Channel> {
     RaftTransportClient::new(c).max_decoding_message_size(MAX_MESSAGE).max_encoding_message_size(MAX_MESSAGE)
 }
 
+/// What a follower answers to each request of a replication stream: the result, or why the
+/// follower cannot go on.
+pub type AppendReply = Result<StreamAppendResult<TypeConfig>, String>;
+
 /// The connection to one peer.
 pub struct PeerClient {
     target: u64,
     client: Option<RaftTransportClient<Channel>>,
+    replication: Option<ReplicationClient<Channel>>,
 }
 
 fn unreachable(msg: impl std::fmt::Display) -> Unreachable<TypeConfig> {
@@ -118,6 +128,10 @@ fn status_to_rpc(target: u64, s: tonic::Status) -> RPCError<TypeConfig> {
 impl PeerClient {
     fn client(&self) -> Result<RaftTransportClient<Channel>, Unreachable<TypeConfig>> {
         self.client.clone().ok_or_else(|| unreachable(format!("server {}: bad address", self.target)))
+    }
+
+    fn replication(&self) -> Result<ReplicationClient<Channel>, Unreachable<TypeConfig>> {
+        self.replication.clone().ok_or_else(|| unreachable(format!("server {}: bad address", self.target)))
     }
 
     async fn call<Req, Resp>(&self, req: &Req, option: &RPCOption, which: Call) -> Result<Resp, RPCError<TypeConfig>>
@@ -162,17 +176,10 @@ impl RaftNetworkV2<TypeConfig> for PeerClient {
     {
         let target = self.target;
         Box::pin(async move {
-            let mut client = self.client()?;
-            // An unencodable request ends the stream rather than leaving a gap in it.
-            let requests = input
-                .map(|r| encode(&r))
-                .take_while(|r| std::future::ready(r.is_ok()))
-                .filter_map(|r| std::future::ready(r.ok().map(|data| pb::Payload { data })));
-            let replies = client.stream_append(requests).await.map_err(|s| status_to_rpc(target, s))?.into_inner();
+            let mut client = self.replication()?;
+            let replies = client.append(input).await.map_err(|s| status_to_rpc(target, s))?.into_inner();
             let results = replies.map(move |item| {
-                let payload = item.map_err(|s| status_to_rpc(target, s))?;
-                let result: Result<StreamAppendResult<TypeConfig>, String> =
-                    decode(&payload.data).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
+                let result = item.map_err(|s| status_to_rpc(target, s))?;
                 result.map_err(|e| RPCError::Network(NetworkError::new(&AnyError::error(e))))
             });
             let boxed: BoxStream<'s, Result<StreamAppendResult<TypeConfig>, RPCError<TypeConfig>>> = Box::pin(results);

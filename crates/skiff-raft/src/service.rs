@@ -22,6 +22,7 @@ use tonic::Status;
 use crate::codec::decode;
 use crate::codec::encode;
 use crate::command::Command;
+use crate::network::AppendReply;
 use crate::network::MAX_MESSAGE;
 use crate::node::ProposeError;
 use crate::node::RaftNode;
@@ -32,6 +33,8 @@ use crate::pb::kv_server::Kv;
 use crate::pb::kv_server::KvServer;
 use crate::pb::raft_transport_server::RaftTransport;
 use crate::pb::raft_transport_server::RaftTransportServer;
+use crate::replication::replication_server::Replication;
+use crate::replication::replication_server::ReplicationServer;
 use crate::Snapshot;
 use crate::SnapshotMeta;
 use crate::TypeConfig;
@@ -46,6 +49,11 @@ pub async fn serve(node: Arc<RaftNode>, listener: TcpListener) {
         .tcp_nodelay(true)
         .add_service(
             RaftTransportServer::new(svc.clone())
+                .max_decoding_message_size(MAX_MESSAGE)
+                .max_encoding_message_size(MAX_MESSAGE),
+        )
+        .add_service(
+            ReplicationServer::new(svc.clone())
                 .max_decoding_message_size(MAX_MESSAGE)
                 .max_encoding_message_size(MAX_MESSAGE),
         )
@@ -111,33 +119,33 @@ fn bad_payload(e: std::io::Error) -> Status {
     Status::invalid_argument(format!("undecodable payload: {e}"))
 }
 
+type AppendStream = Pin<Box<dyn Stream<Item = Result<AppendReply, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl Replication for Service {
+    type AppendStream = AppendStream;
+
+    async fn append(
+        &self,
+        request: Request<tonic::Streaming<AppendEntriesRequest<TypeConfig>>>,
+    ) -> Result<Response<AppendStream>, Status> {
+        // A transport error or an undecodable request ends the input; openraft then sees the
+        // stream close and starts a new one.
+        let requests = request
+            .into_inner()
+            .take_while(|r| std::future::ready(r.is_ok()))
+            .filter_map(|r| std::future::ready(r.ok()));
+        let replies = self.node.raft.stream_append(requests).map(|item| Ok(item.map_err(|fatal| fatal.to_string())));
+        Ok(Response::new(Box::pin(replies)))
+    }
+}
+
 #[tonic::async_trait]
 impl RaftTransport for Service {
     async fn append_entries(&self, request: Request<pb::Payload>) -> Result<Response<pb::Payload>, Status> {
         let req: AppendEntriesRequest<TypeConfig> = decode(&request.into_inner().data).map_err(bad_payload)?;
         let result = self.node.raft.append_entries(req).await.map_err(|e| e.to_string());
         payload(&result)
-    }
-
-    type StreamAppendStream = PayloadStream;
-
-    async fn stream_append(
-        &self,
-        request: Request<tonic::Streaming<pb::Payload>>,
-    ) -> Result<Response<PayloadStream>, Status> {
-        // A transport error or an undecodable request ends the input; openraft then sees the
-        // stream close and starts a new one.
-        let requests = request
-            .into_inner()
-            .map(|item| item.ok().and_then(|p| decode::<AppendEntriesRequest<TypeConfig>>(&p.data).ok()))
-            .take_while(|r| std::future::ready(r.is_some()))
-            .filter_map(std::future::ready);
-        let replies = self.node.raft.stream_append(requests).map(|item| {
-            let result = item.map_err(|fatal| fatal.to_string());
-            let data = encode(&result).map_err(|e| Status::internal(e.to_string()))?;
-            Ok(pb::Payload { data })
-        });
-        Ok(Response::new(Box::pin(replies)))
     }
 
     async fn vote(&self, request: Request<pb::Payload>) -> Result<Response<pb::Payload>, Status> {
