@@ -94,6 +94,9 @@ pub fn open(path: &Path, node_id: u64) -> Result<DataDir, RaftStoreError> {
     opts.create_missing_column_families(fresh);
     opts.set_max_background_jobs(2);
     opts.set_keep_log_file_num(3);
+    // The state machine writes without the WAL (the Raft log can rebuild it), so its two column
+    // families must reach disk together: objects and the applied index they correspond to.
+    opts.set_atomic_flush(true);
     let cfs = [CF_LOGS, CF_META, CF_KV, CF_SM].map(|name| {
         ColumnFamilyDescriptor::new(name, if name == CF_KV { objects_options() } else { Options::default() })
     });

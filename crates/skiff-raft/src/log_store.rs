@@ -7,8 +7,9 @@
 //!   thread, which fsyncs the WAL once for every callback queued so far and only then reports the
 //!   entries flushed. Several appends in flight share one fsync (group commit); openraft counts an
 //!   entry toward a quorum only after its callback.
-//! * `truncate_after` and `purge` write with fsync. Before purging, the WAL is synced, so the
-//!   state machine (same database, written without fsync) is durable up to every entry purged.
+//! * `truncate_after` and `purge` write with fsync. Before purging, the state machine's column
+//!   families (written without the WAL, see [`crate::state_machine`]) are flushed to table files
+//!   and the WAL is synced, so the state machine is durable up to every entry purged.
 
 use std::fmt::Debug;
 use std::io;
@@ -23,6 +24,7 @@ use openraft::storage::RaftLogStorage;
 use openraft::OptionalSend;
 use openraft::RaftLogReader;
 use rocksdb::Direction;
+use rocksdb::FlushOptions;
 use rocksdb::IteratorMode;
 use rocksdb::WriteBatch;
 use rocksdb::WriteOptions;
@@ -32,8 +34,10 @@ use crate::codec::decode;
 use crate::codec::encode;
 use crate::codec::index_from_key;
 use crate::codec::index_key;
+use crate::datadir::CF_KV;
 use crate::datadir::CF_LOGS;
 use crate::datadir::CF_META;
+use crate::datadir::CF_SM;
 use crate::Entry;
 use crate::LogId;
 use crate::TypeConfig;
@@ -230,10 +234,49 @@ impl RaftLogStorage<TypeConfig> for LogStore {
 
     async fn purge(&mut self, log_id: LogId) -> Result<(), io::Error> {
         // Make the state machine durable up to here before the log that could rebuild it goes.
+        // Openraft purges only entries a snapshot covers, so they are all applied by now.
+        let mut wait = FlushOptions::default();
+        wait.set_wait(true);
+        self.db.flush_cfs_opt(&[self.cf(CF_KV)?, self.cf(CF_SM)?], &wait).map_err(io_err)?;
         self.db.flush_wal(true).map_err(io_err)?;
         let mut batch = WriteBatch::default();
         batch.put_cf(self.cf(CF_META)?, KEY_PURGED, encode(&log_id)?);
         batch.delete_range_cf(self.cf(CF_LOGS)?, index_key(0), index_key(log_id.index + 1));
         self.db.write_opt(batch, &synced()).map_err(io_err)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use openraft::testing::log_id;
+
+    use super::*;
+    use crate::datadir;
+
+    fn unflushed(db: &DB, cf_name: &str) -> u64 {
+        let cf = db.cf_handle(cf_name).expect("column family");
+        db.property_int_value_cf(cf, "rocksdb.num-entries-active-mem-table").ok().flatten().unwrap_or(u64::MAX)
+    }
+
+    /// The state machine writes without the WAL, so only a flush makes it durable; the entries that
+    /// could rebuild it must not go before it is.
+    #[tokio::test]
+    async fn purging_flushes_the_state_machine_first() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let data = datadir::open(&dir.path().join("data"), 1).expect("data dir");
+        let db = data.db.clone();
+        let mut unlogged = WriteOptions::default();
+        unlogged.disable_wal(true);
+        let kv = db.cf_handle(CF_KV).expect("kv");
+        db.put_cf_opt(kv, b"/registry/pods/a", b"object", &unlogged).expect("write kv");
+        let sm = db.cf_handle(CF_SM).expect("sm");
+        db.put_cf_opt(sm, b"applied", b"7", &unlogged).expect("write sm");
+        assert_eq!((unflushed(&db, CF_KV), unflushed(&db, CF_SM)), (1, 1), "writes start in the memtables");
+
+        let mut log = LogStore::new(db.clone());
+        log.purge(log_id::<TypeConfig>(1, 1, 5)).await.expect("purge");
+        assert_eq!((unflushed(&db, CF_KV), unflushed(&db, CF_SM)), (0, 0), "purge left the state machine unflushed");
+        let state = log.get_log_state().await.expect("log state");
+        assert_eq!(state.last_purged_log_id.map(|l| l.index), Some(5));
     }
 }
