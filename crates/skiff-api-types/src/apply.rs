@@ -1070,12 +1070,33 @@ impl<'s> Schemas<'s> {
     ) -> FieldSet {
         let shape = if opaque { Shape::Leaf } else { self.shape(schema, value).unwrap_or(Shape::Leaf) };
         let mut set = FieldSet::default();
-        for child in self.children(value, &shape, path, &mut Vec::new()) {
-            path.push(child.key);
-            let below = self.created_below(child.value, child.schema, child.entry, child.opaque, path, scope);
+        let elements = match (&shape, value) {
+            (Shape::Set { .. } | Shape::MapList { .. }, Value::Array(items)) => {
+                self.elements(items, &shape, path, &mut Vec::new())
+            }
+            _ => Vec::new(),
+        };
+        let mut descend = |key: String, value: &Value, schema: SchemaNode<'s>, entry: bool, opaque: bool| {
+            path.push(key);
+            let below = self.created_below(value, schema, entry, opaque, path, scope);
             if let Some(key) = path.pop() {
                 if !below.is_empty() {
                     set.children.insert(key, below);
+                }
+            }
+        };
+        // Fields are walked here rather than through `children`, which would also build each
+        // field's slot (a copy of its name) that a creator's set never uses.
+        match (&shape, value) {
+            (Shape::Object { props, extra }, Value::Object(map)) => {
+                for (name, nested) in map {
+                    let declared = props.and_then(|props| props.get(name));
+                    descend(["f:", name.as_str()].concat(), nested, declared.or(*extra), declared.is_none(), false);
+                }
+            }
+            _ => {
+                for child in elements {
+                    descend(child.key, child.value, child.schema, child.entry, child.opaque);
                 }
             }
         }

@@ -132,6 +132,9 @@ pub struct MemberInfo {
     pub voter: bool,
 }
 
+/// How often [`RaftNode::stopped`] looks at Raft's state.
+const STOP_POLL: Duration = Duration::from_millis(200);
+
 fn unavailable(msg: impl std::fmt::Display) -> StoreError {
     StoreError::Unavailable(msg.to_string())
 }
@@ -196,15 +199,19 @@ impl RaftNode {
     }
 
     /// Resolves when Raft has stopped, with the reason (a storage failure, for example).
+    ///
+    /// Polled rather than woken by every metrics change: the metrics change with every write, and
+    /// waking a task for each was a percent of a busy leader's CPU.
     pub async fn stopped(&self) -> String {
         let mut metrics = self.raft.metrics();
         loop {
             if let Err(e) = &metrics.borrow_watched().running_state {
                 return e.to_string();
             }
-            if metrics.changed().await.is_err() {
+            if let Some(Err(_)) = futures::FutureExt::now_or_never(metrics.changed()) {
                 return "raft stopped".to_string();
             }
+            tokio::time::sleep(STOP_POLL).await;
         }
     }
 
