@@ -48,9 +48,12 @@ impl Conn {
             self.addr,
             body.len()
         );
-        let s = self.stream.get_mut();
-        s.write_all(head.as_bytes()).await?;
-        s.write_all(body).await?;
+        // One write, as buffered HTTP clients (Go's net/http, hyper) send a small request: two
+        // would cost the server a second wake-up and read per request that no real client causes.
+        let mut request = Vec::with_capacity(head.len() + body.len());
+        request.extend_from_slice(head.as_bytes());
+        request.extend_from_slice(body);
+        self.stream.get_mut().write_all(&request).await?;
         let mut line = String::new();
         self.stream.read_line(&mut line).await?;
         let code = line.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
