@@ -23,7 +23,8 @@
 //! Only the JSON shapes are handled here; decoding YAML, defaulting, validation and the 409 Status
 //! are the server's business.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::LazyLock;
 
 use serde_json::{json, Map, Value};
 
@@ -162,7 +163,7 @@ pub fn server_side_apply(
     now: &str,
 ) -> Result<Value, ApplyError> {
     check_apply_request(applied, manager)?;
-    let schemas = Schemas { defs: schemas };
+    let schemas = Schemas::new(schemas);
     let root = schemas.defs.get(root);
     let applied_nodes = schemas.flatten(applied, root);
     if !applied_nodes.errors.is_empty() {
@@ -245,7 +246,7 @@ pub fn record_update(
     root: &str,
     now: &str,
 ) {
-    let schemas = Schemas { defs: schemas };
+    let schemas = Schemas::new(schemas);
     let root = schemas.defs.get(root);
     let scope = Scope::of_subresource(subresource);
     let reset = new.pointer("/metadata/managedFields").and_then(Value::as_array).is_some_and(Vec::is_empty);
@@ -294,7 +295,7 @@ pub fn record_update(
 /// The FieldsV1 JSON of all fields in `obj` (spec and status alike), leaving out `apiVersion`, `kind`
 /// and the server-set metadata as every managedFields entry does.
 pub fn fieldset_of(obj: &Value, schemas: &Map<String, Value>, root: &str) -> Value {
-    let schemas = Schemas { defs: schemas };
+    let schemas = Schemas::new(schemas);
     let flat = schemas.flatten(obj, schemas.defs.get(root));
     member_set(&flat.nodes, Scope::Whole).to_fields_v1()
 }
@@ -803,9 +804,79 @@ struct Child<'v, 's> {
 #[derive(Clone, Copy)]
 struct Schemas<'s> {
     defs: &'s Map<String, Value>,
+    /// The attributes of every node, resolved once, when `defs` are the served schemas.
+    index: Option<&'s AttrIndex<'s>>,
 }
 
+/// The schema attributes the ownership walk reads, in the order [`AttrIndex`] keeps them.
+const INDEXED_ATTRS: [&str; 10] = [
+    "type",
+    "properties",
+    "x-kubernetes-map-type",
+    "additionalProperties",
+    "items",
+    "x-kubernetes-patch-merge-key",
+    "x-kubernetes-list-type",
+    "x-kubernetes-list-map-keys",
+    "x-kubernetes-patch-strategy",
+    "default",
+];
+
+/// [`INDEXED_ATTRS`] of every node of a schema set, each already resolved through `$ref` and
+/// `allOf`, keyed by the node's address (the set is never changed once indexed). Resolving a
+/// reference searches the definitions by a long shared-prefix name, and every field of every
+/// object written needs a few: the index turns that walk into one lookup per node.
+struct AttrIndex<'s> {
+    nodes: HashMap<usize, [Option<&'s Value>; INDEXED_ATTRS.len()]>,
+}
+
+impl<'s> AttrIndex<'s> {
+    fn build(defs: &'s Map<String, Value>) -> Self {
+        let mut index = Self { nodes: HashMap::new() };
+        let plain = Schemas { defs, index: None };
+        for def in defs.values() {
+            index.add(&plain, def);
+        }
+        index
+    }
+
+    fn add(&mut self, plain: &Schemas<'s>, node: &'s Value) {
+        let address = node as *const Value as usize;
+        if !node.is_object() || self.nodes.contains_key(&address) {
+            return;
+        }
+        self.nodes.insert(address, plain.attrs(node, INDEXED_ATTRS));
+        let props = node.get("properties").and_then(Value::as_object).into_iter().flat_map(|props| props.values());
+        let parts = node.get("allOf").and_then(Value::as_array).into_iter().flatten();
+        let nested = ["items", "additionalProperties"].into_iter().filter_map(|key| node.get(key));
+        for child in props.chain(parts).chain(nested).collect::<Vec<_>>() {
+            self.add(plain, child);
+        }
+    }
+
+    fn get(&self, node: &Value) -> Option<&[Option<&'s Value>; INDEXED_ATTRS.len()]> {
+        self.nodes.get(&(node as *const Value as usize))
+    }
+}
+
+/// The index of the served schemas, built the first time a write walks them.
+static SERVED_INDEX: LazyLock<AttrIndex<'static>> =
+    LazyLock::new(|| AttrIndex::build(crate::openapi::served_schemas()));
+
 impl<'s> Schemas<'s> {
+    fn new(defs: &'s Map<String, Value>) -> Self {
+        // Only the process-wide served set is indexed: other sets (tests, tools) are walked as
+        // they are, and an address match means the very same, unchanging map.
+        let served = crate::openapi::served_schemas_if_built().is_some_and(|served| std::ptr::eq(served, defs));
+        Self { defs, index: served.then(|| &*SERVED_INDEX) }
+    }
+
+    fn indexed(&self, node: &Value, key: &str) -> Option<Option<&'s Value>> {
+        let found = self.index?.get(node)?;
+        let slot = INDEXED_ATTRS.iter().position(|indexed| *indexed == key)?;
+        Some(found[slot])
+    }
+
     fn resolve(&self, reference: &str) -> SchemaNode<'s> {
         self.defs.get(reference.rsplit('/').next()?)
     }
@@ -813,7 +884,10 @@ impl<'s> Schemas<'s> {
     /// `key` of a schema node, looking through `$ref` and `allOf` when the node itself lacks it, so
     /// that attributes next to a reference win over the referenced schema's.
     fn attr(&self, node: &'s Value, key: &str) -> Option<&'s Value> {
-        self.attr_at(node, key, 0)
+        match self.indexed(node, key) {
+            Some(found) => found,
+            None => self.attr_at(node, key, 0),
+        }
     }
 
     fn attr_at(&self, node: &'s Value, key: &str, depth: usize) -> Option<&'s Value> {
@@ -838,6 +912,19 @@ impl<'s> Schemas<'s> {
     /// through `$ref` and `allOf` instead of one per attribute (resolving a reference is a
     /// search of the definitions, and this runs for every field of every object written).
     fn attrs<const N: usize>(&self, node: &'s Value, keys: [&str; N]) -> [Option<&'s Value>; N] {
+        if let Some(all) = self.index.and_then(|index| index.get(node)) {
+            let mut found = [None; N];
+            let mut complete = true;
+            for (slot, key) in found.iter_mut().zip(keys) {
+                match INDEXED_ATTRS.iter().position(|indexed| *indexed == key) {
+                    Some(at) => *slot = all[at],
+                    None => complete = false,
+                }
+            }
+            if complete {
+                return found;
+            }
+        }
         let mut found = [None; N];
         self.fill_attrs(node, &keys, &mut found, 0);
         found
@@ -1439,7 +1526,7 @@ mod tests {
     #[test]
     fn the_one_pass_create_set_matches_the_diff_from_nothing() {
         let defs = schemas();
-        let schemas = Schemas { defs: &defs };
+        let schemas = Schemas::new(&defs);
         let root = defs.get(DEPLOYMENT);
         let mut objects = vec![deployment(3, "nginx:1"), json!({"spec": {"unknown": {"a": [1, {"b": {}}]}}})];
         let mut full = deployment(2, "nginx:2");
@@ -1459,7 +1546,7 @@ mod tests {
         }
         // And on the served Pod schema, with every list flavour a pod has.
         let served = crate::openapi::all_schemas();
-        let schemas = Schemas { defs: &served };
+        let schemas = Schemas::new(&served);
         let root = served.get("io.k8s.api.core.v1.Pod");
         assert!(root.is_some(), "the Pod schema is served");
         let pod = json!({"apiVersion": "v1", "kind": "Pod",
@@ -1475,6 +1562,42 @@ mod tests {
             assert!(!direct.is_empty());
             assert_eq!(direct, changed_set(None, &flat.nodes, scope));
         }
+    }
+
+    #[test]
+    fn the_served_index_resolves_every_node_as_the_plain_walk_does() {
+        let served = crate::openapi::served_schemas();
+        let indexed = Schemas::new(served);
+        assert!(indexed.index.is_some(), "the served set is indexed");
+        let plain = Schemas { defs: served, index: None };
+        let index = indexed.index.expect("indexed");
+        assert!(index.nodes.len() > served.len(), "nested nodes are indexed too");
+        let mut checked = 0;
+        fn visit<'s>(node: &'s Value, out: &mut Vec<&'s Value>) {
+            out.push(node);
+            if let Some(props) = node.get("properties").and_then(Value::as_object) {
+                props.values().for_each(|child| visit(child, out));
+            }
+            for key in ["items", "additionalProperties"] {
+                if let Some(child) = node.get(key) {
+                    visit(child, out);
+                }
+            }
+        }
+        let mut nodes = Vec::new();
+        served.values().for_each(|def| visit(def, &mut nodes));
+        for node in nodes {
+            for key in INDEXED_ATTRS {
+                assert_eq!(indexed.attr(node, key), plain.attr(node, key), "{key} of {node}");
+            }
+            let pairs = ["type", "properties", "x-kubernetes-map-type", "additionalProperties"];
+            assert_eq!(indexed.attrs(node, pairs), plain.attrs(node, pairs));
+            checked += 1;
+        }
+        assert!(checked > 1000, "only {checked} nodes checked");
+        // Another map, even with the same content, is walked without the index.
+        let copy = crate::openapi::all_schemas();
+        assert!(Schemas::new(&copy).index.is_none());
     }
 
     #[test]

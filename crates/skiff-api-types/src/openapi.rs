@@ -7,6 +7,7 @@
 //! patches (`x-kubernetes-patch-merge-key` / `x-kubernetes-patch-strategy`).
 
 use std::collections::BTreeMap;
+use std::sync::OnceLock;
 
 use k8s_openapi::api;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1 as meta;
@@ -120,7 +121,7 @@ fn full_name(short: &str) -> String {
 
 /// Every group-version's document, keyed by its path under `/openapi/v3/` (`api/v1`, `apis/apps/v1`).
 pub fn documents() -> BTreeMap<String, Value> {
-    let schemas = all_schemas();
+    let schemas = served_schemas();
     let mut docs = BTreeMap::new();
     let mut group_versions: Vec<(&str, &str)> = Vec::new();
     for r in registry::RESOURCES {
@@ -131,9 +132,22 @@ pub fn documents() -> BTreeMap<String, Value> {
     for (group, version) in group_versions {
         let resources: Vec<&Resource> = registry::resources_of(group, version).collect();
         let path = if group.is_empty() { format!("api/{version}") } else { format!("apis/{group}/{version}") };
-        docs.insert(path, document(&resources, &schemas));
+        docs.insert(path, document(&resources, schemas));
     }
     docs
+}
+
+static SERVED: OnceLock<Map<String, Value>> = OnceLock::new();
+
+/// [`all_schemas`], built once per process: the API server's patch engines walk this one, and
+/// the managedFields walk keeps an index of its nodes (see `apply`).
+pub fn served_schemas() -> &'static Map<String, Value> {
+    SERVED.get_or_init(all_schemas)
+}
+
+/// [`served_schemas`] if something has asked for them already.
+pub fn served_schemas_if_built() -> Option<&'static Map<String, Value>> {
+    SERVED.get()
 }
 
 /// The `components.schemas` map of every served kind (all documents share it); also what the

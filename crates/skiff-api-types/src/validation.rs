@@ -180,20 +180,32 @@ fn go_string_map(m: &Obj) -> String {
     format!("map[string]string{{{body}}}")
 }
 
+// Every field validated gets its path built, error or not: these join strings directly, as the
+// formatting machinery cost a create more than the validation rules around them.
 fn child(path: &str, key: &str) -> String {
     if path.is_empty() {
         key.to_string()
     } else {
-        format!("{path}.{key}")
+        joined(path, &[".", key])
     }
 }
 
 fn index(path: &str, i: usize) -> String {
-    format!("{path}[{i}]")
+    let mut digits = itoa::Buffer::new();
+    joined(path, &["[", digits.format(i), "]"])
 }
 
 fn keyed(path: &str, key: &str) -> String {
-    format!("{path}[{key}]")
+    joined(path, &["[", key, "]"])
+}
+
+fn joined(path: &str, parts: &[&str]) -> String {
+    let mut out = String::with_capacity(path.len() + parts.iter().map(|p| p.len()).sum::<usize>());
+    out.push_str(path);
+    for part in parts {
+        out.push_str(part);
+    }
+    out
 }
 
 // ---------------------------------------------------------------------------------------------

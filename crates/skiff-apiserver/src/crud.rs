@@ -391,7 +391,7 @@ async fn create_object(
     }
     admission::default_and_validate(r, &mut obj, None)?;
     crate::authz::escalation::check(state, r, &obj)?;
-    apply::record_update(None, &mut obj, manager, None, &state.schemas, r.schema, &objects::now());
+    apply::record_update(None, &mut obj, manager, None, state.schemas, r.schema, &objects::now());
     if dry_run {
         return Ok(Created::DryRun(obj));
     }
@@ -492,7 +492,7 @@ pub async fn write_with_retries(
         }
         admission::default_and_validate(r, &mut new, Some(&old))?;
         crate::authz::escalation::check(state, r, &new)?;
-        apply::record_update(Some(&current), &mut new, manager, subresource, &state.schemas, r.schema, &objects::now());
+        apply::record_update(Some(&current), &mut new, manager, subresource, state.schemas, r.schema, &objects::now());
         objects::set_meta(&mut new, "resourceVersion", rec.revision.to_string().into());
         // An unchanged object is still rewritten when its stored form is stale (a Secret stored
         // in plaintext or under an old encryption key), so `kubectl replace` re-encrypts.
@@ -638,7 +638,7 @@ fn apply_patch_doc(
         }
         _ => {
             let root = if scale { "io.k8s.api.autoscaling.v1.Scale" } else { r.schema };
-            skiff_api_types::strategic::strategic_merge_patch(base, patch, &state.schemas, root)
+            skiff_api_types::strategic::strategic_merge_patch(base, patch, state.schemas, root)
                 .map_err(|e| bad(e.to_string()))
         }
     }
@@ -689,7 +689,7 @@ async fn apply_patch(
         state.store.get(&key, Consistency::Linearizable).await.map_err(|e| ApiError::from_store(e, r.plural, name))?;
     if existing.is_none() {
         let mut obj =
-            apply::server_side_apply(None, &applied, manager, force, &state.schemas, r.schema, &objects::now())
+            apply::server_side_apply(None, &applied, manager, force, state.schemas, r.schema, &objects::now())
                 .map_err(to_api_error)?;
         objects::remove_meta(&mut obj, "resourceVersion");
         admission::prepare_create(r, &mut obj)?;
@@ -702,16 +702,9 @@ async fn apply_patch(
         }
     }
     let updated = write_with_retries(state, p, name, q, manager, |current| {
-        let mut merged = apply::server_side_apply(
-            Some(current),
-            &applied,
-            manager,
-            force,
-            &state.schemas,
-            r.schema,
-            &objects::now(),
-        )
-        .map_err(to_api_error)?;
+        let mut merged =
+            apply::server_side_apply(Some(current), &applied, manager, force, state.schemas, r.schema, &objects::now())
+                .map_err(to_api_error)?;
         if objects::resource_version(&applied)?.is_none() {
             objects::set_meta(
                 &mut merged,

@@ -42,7 +42,7 @@ pub struct ApiState {
     pub store: Arc<dyn Store>,
     pub config: ApiConfig,
     /// `components.schemas` of every served kind: the patch engines walk it.
-    pub schemas: Arc<Map<String, Value>>,
+    pub schemas: &'static Map<String, Value>,
     /// `/openapi/v3/<path>` documents.
     pub openapi: Arc<BTreeMap<String, OpenApiDoc>>,
     /// Who may do what (used only for requests that carry an authenticated user).
@@ -54,7 +54,6 @@ pub struct ApiState {
 
 impl ApiState {
     pub fn new(store: Arc<dyn Store>, config: ApiConfig) -> Arc<Self> {
-        let schemas = skiff_api_types::openapi::all_schemas();
         let openapi = skiff_api_types::openapi::documents()
             .into_iter()
             .map(|(path, doc)| {
@@ -66,7 +65,7 @@ impl ApiState {
         Arc::new(Self {
             store,
             config,
-            schemas: Arc::new(schemas),
+            schemas: skiff_api_types::openapi::served_schemas(),
             openapi: Arc::new(openapi),
             authorizer: Default::default(),
             caller: None,

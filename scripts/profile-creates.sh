@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Profiles the three servers under pod creates over HTTP: runs the creates-only benchmark for
+# 20 s and samples every `skiff server` with perf for 10 s in its middle.
+#
+#   scripts/profile-creates.sh [OUT]      (default OUT=/tmp/profile)
+#
+# Writes OUT.bench.log (the benchmark's output, with the servers' CPU per create), OUT.data
+# (perf samples) and OUT.txt (self time by process, library and symbol). CALL_GRAPH=dwarf
+# records call stacks as well (larger files; read them with `perf report -i OUT.data`).
+# Needs perf (Debian's linux-perf); on machines without hardware counters it samples cpu-clock.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+. scripts/env.sh
+out="${1:-/tmp/profile}"
+cargo test --workspace --bench store_vs_etcd -- --api-only --http-creates-only --seconds 20 --quick \
+    >"$out.bench.log" 2>&1 &
+bench=$!
+until grep -q "HTTP pod creates only" "$out.bench.log"; do
+    kill -0 "$bench" 2>/dev/null || { cat "$out.bench.log"; exit 1; }
+    sleep 0.5
+done
+sleep 5
+pids="$(pgrep -f "skiff server" | paste -sd, -)"
+graph=()
+[ -n "${CALL_GRAPH:-}" ] && graph=(--call-graph "$CALL_GRAPH")
+perf record -q -F 499 "${graph[@]}" -p "$pids" -o "$out.data" -- sleep 10 2>/dev/null
+wait "$bench"
+perf report -i "$out.data" --no-children --sort pid,dso,sym --stdio 2>/dev/null | grep -v '^$' >"$out.txt"
+grep "pod create (HTTP)" "$out.bench.log"
