@@ -96,7 +96,7 @@ impl Caches {
             T: DeserializeOwned + Clone + Send + Sync + 'static,
             T: k8s_openapi::Metadata<Ty = k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta>,
         {
-            Reflector::start_with(client.clone(), path, |object| object.metadata_mut().managed_fields = None)
+            Reflector::start_typed(client.clone(), path, |object| object.metadata_mut().managed_fields = None)
         }
         Self {
             namespaces: cache(client, "/api/v1/namespaces"),

@@ -66,7 +66,7 @@ impl Runner {
         let client = self.client.fenced(term);
         // Nobody here reads managedFields, and dropped they no longer take cache memory.
         let nodes =
-            Reflector::<Node>::start_with(self.client.clone(), "/api/v1/nodes", |n| n.metadata.managed_fields = None);
+            Reflector::<Node>::start_typed(self.client.clone(), "/api/v1/nodes", |n| n.metadata.managed_fields = None);
         let mut pods: Option<Reflector<Pod>> = None;
         let mut announced: HashMap<String, String> = HashMap::new();
         let mut backoff: HashMap<String, Backoff> = HashMap::new();
@@ -87,7 +87,7 @@ impl Runner {
                 continue;
             }
             let pods = pods.get_or_insert_with(|| {
-                Reflector::start_with(self.client.clone(), "/api/v1/pods", |p| p.metadata.managed_fields = None)
+                Reflector::start_typed(self.client.clone(), "/api/v1/pods", |p| p.metadata.managed_fields = None)
             });
             if !nodes.synced() || !pods.synced() {
                 continue;
