@@ -871,12 +871,6 @@ impl<'s> Schemas<'s> {
         Self { defs, index: served.then(|| &*SERVED_INDEX) }
     }
 
-    fn indexed(&self, node: &Value, key: &str) -> Option<Option<&'s Value>> {
-        let found = self.index?.get(node)?;
-        let slot = INDEXED_ATTRS.iter().position(|indexed| *indexed == key)?;
-        Some(found[slot])
-    }
-
     fn resolve(&self, reference: &str) -> SchemaNode<'s> {
         self.defs.get(reference.rsplit('/').next()?)
     }
@@ -884,33 +878,17 @@ impl<'s> Schemas<'s> {
     /// `key` of a schema node, looking through `$ref` and `allOf` when the node itself lacks it, so
     /// that attributes next to a reference win over the referenced schema's.
     fn attr(&self, node: &'s Value, key: &str) -> Option<&'s Value> {
-        match self.indexed(node, key) {
-            Some(found) => found,
-            None => self.attr_at(node, key, 0),
-        }
-    }
-
-    fn attr_at(&self, node: &'s Value, key: &str, depth: usize) -> Option<&'s Value> {
-        if let Some(found) = node.get(key) {
-            return Some(found);
-        }
-        if depth >= MAX_REF_DEPTH {
-            return None;
-        }
-        let target = node.get("$ref").and_then(Value::as_str).and_then(|reference| self.resolve(reference));
-        if let Some(found) = target.and_then(|target| self.attr_at(target, key, depth + 1)) {
-            return Some(found);
-        }
-        node.get("allOf")?.as_array()?.iter().find_map(|part| self.attr_at(part, key, depth + 1))
+        let [found] = self.attrs(node, [key]);
+        found
     }
 
     fn attr_str(&self, node: &'s Value, key: &str) -> Option<&'s str> {
         self.attr(node, key).and_then(Value::as_str)
     }
 
-    /// Several attributes of one node at once, each found as [`Schemas::attr`] would: one walk
-    /// through `$ref` and `allOf` instead of one per attribute (resolving a reference is a
-    /// search of the definitions, and this runs for every field of every object written).
+    /// Several attributes of one node at once, each the first found on the node, then through
+    /// its `$ref`, then its `allOf` parts: one walk instead of one per attribute, and none for a
+    /// node of the served set, whose attributes are indexed.
     fn attrs<const N: usize>(&self, node: &'s Value, keys: [&str; N]) -> [Option<&'s Value>; N] {
         if let Some(all) = self.index.and_then(|index| index.get(node)) {
             let mut found = [None; N];

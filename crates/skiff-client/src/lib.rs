@@ -465,20 +465,15 @@ impl<T: DeserializeOwned + Clone + Send + Sync + 'static> Reflector<T> {
         Self::start_inner(client, path, prepare, None)
     }
 
-    /// [`Reflector::start_with`] for a type that knows its own name and resourceVersion
-    /// (`identify`): each watch line is then decoded once, straight into `T`, instead of a first
-    /// pass for the event's type, key and revision and a second into `T` (the first pass alone
-    /// was a third of the pod cache's cost while pods were created).
-    pub fn start_identified(client: Client, path: &str, prepare: fn(&mut T), identify: Identify<T>) -> Self {
-        Self::start_inner(client, path, prepare, Some(identify))
-    }
-
-    /// [`Reflector::start_identified`] for a Kubernetes type, identified by its `metadata`.
+    /// [`Reflector::start_with`] for a Kubernetes type: each watch line is decoded once,
+    /// straight into `T`, the key and revision read from the decoded `metadata`, instead of a
+    /// first pass for the event's type, key and revision and a second into `T` (the first pass
+    /// alone was a third of the pod cache's cost while pods were created).
     pub fn start_typed(client: Client, path: &str, prepare: fn(&mut T)) -> Self
     where
         T: k8s_openapi::Metadata<Ty = ObjectMeta>,
     {
-        Self::start_identified(client, path, prepare, identity_of::<T>)
+        Self::start_inner(client, path, prepare, Some(<T as k8s_openapi::Metadata>::metadata))
     }
 
     fn start_inner(client: Client, path: &str, prepare: fn(&mut T), identify: Option<Identify<T>>) -> Self {
@@ -542,25 +537,8 @@ struct Cache<T> {
     revision: Arc<std::sync::atomic::AtomicU64>,
 }
 
-/// Where a cached object sits and how new it is, as the object itself says.
-pub struct Identity<'a> {
-    pub namespace: Option<&'a str>,
-    pub name: Option<&'a str>,
-    pub resource_version: Option<&'a str>,
-}
-
-/// Reads an object's [`Identity`].
-pub type Identify<T> = for<'a> fn(&'a T) -> Identity<'a>;
-
-/// The [`Identity`] of a Kubernetes object, from its `metadata`.
-pub fn identity_of<T: k8s_openapi::Metadata<Ty = ObjectMeta>>(object: &T) -> Identity<'_> {
-    let meta = object.metadata();
-    Identity {
-        namespace: meta.namespace.as_deref(),
-        name: meta.name.as_deref(),
-        resource_version: meta.resource_version.as_deref(),
-    }
-}
+/// Reads a typed object's metadata, for its key and revision.
+type Identify<T> = fn(&T) -> &ObjectMeta;
 
 /// What a reflector does to each decoded object: `prepare` transforms it before it is cached;
 /// `identify`, when the type has one, lets a watch line be decoded in a single pass.
@@ -646,9 +624,10 @@ fn parse_event<T: DeserializeOwned>(line: &[u8], transform: Transform<T>) -> Cac
     let Transform { prepare, identify } = transform;
     if let Some(identify) = identify {
         if let Ok(TypedEvent { kind, mut object }) = serde_json::from_slice::<TypedEvent<T>>(line) {
-            let id = identify(&object);
-            let key = [id.namespace.unwrap_or_default(), "/", id.name.unwrap_or_default()].concat();
-            let rv = id.resource_version.and_then(|rv| rv.parse().ok()).unwrap_or(0);
+            let meta = identify(&object);
+            let key =
+                [meta.namespace.as_deref().unwrap_or_default(), "/", meta.name.as_deref().unwrap_or_default()].concat();
+            let rv = meta.resource_version.as_deref().and_then(|rv| rv.parse().ok()).unwrap_or(0);
             match kind.as_str() {
                 "ADDED" | "MODIFIED" => {
                     prepare(&mut object);
@@ -755,34 +734,13 @@ mod cache_event_tests {
     /// A typed object, standing in for a Kubernetes type.
     #[derive(Debug, PartialEq, Deserialize)]
     struct Pod {
-        metadata: PodMeta,
+        metadata: ObjectMeta,
         #[serde(default)]
         spec: Option<PodSpec>,
     }
 
-    #[derive(Debug, PartialEq, Deserialize)]
-    #[serde(rename_all = "camelCase")]
-    struct PodMeta {
-        name: Option<String>,
-        namespace: Option<String>,
-        resource_version: Option<String>,
-    }
-
-    fn identify_pod(pod: &Pod) -> Identity<'_> {
-        Identity {
-            namespace: pod.metadata.namespace.as_deref(),
-            name: pod.metadata.name.as_deref(),
-            resource_version: pod.metadata.resource_version.as_deref(),
-        }
-    }
-
-    fn identify_value(obj: &Value) -> Identity<'_> {
-        let meta = &obj["metadata"];
-        Identity {
-            namespace: meta["namespace"].as_str(),
-            name: meta["name"].as_str(),
-            resource_version: meta["resourceVersion"].as_str(),
-        }
+    fn identify_pod(pod: &Pod) -> &ObjectMeta {
+        &pod.metadata
     }
 
     /// The event of `line` as the two-pass and the one-pass decodings see it, which must agree.
@@ -815,7 +773,7 @@ mod cache_event_tests {
         }
         let node = br#"{"type":"DELETED","object":{"kind":"Node","metadata":{"name":"n1","namespace":null,"resourceVersion":"7"}}}"#;
         assert_eq!(
-            parse(node, |_: &mut Value| {}, identify_value),
+            parse_event(node, Transform { prepare: |_: &mut Value| {}, identify: None }),
             CacheEvent::Delete { key: "/n1".into(), rv: 7 },
             "cluster-scoped, null namespace"
         );
@@ -832,8 +790,9 @@ mod cache_event_tests {
     #[test]
     fn kubernetes_types_are_decoded_in_one_pass_as_in_two() {
         use k8s_openapi::api::core::v1::Pod as KubePod;
+        use k8s_openapi::Metadata;
         let added = br#"{"type":"ADDED","object":{"apiVersion":"v1","kind":"Pod","metadata":{"name":"web","namespace":"a","resourceVersion":"8","managedFields":[{"manager":"m","operation":"Update","fieldsType":"FieldsV1","fieldsV1":{"f:spec":{}}}]},"spec":{"containers":[{"name":"c","image":"i"}]}}}"#;
-        match parse(added, |pod: &mut KubePod| pod.metadata.managed_fields = None, identity_of) {
+        match parse(added, |pod: &mut KubePod| pod.metadata.managed_fields = None, KubePod::metadata) {
             CacheEvent::Upsert { key, rv, object } => {
                 assert_eq!((key.as_str(), rv), ("a/web", 8));
                 assert_eq!(object.metadata.managed_fields, None, "the transform ran");
@@ -842,14 +801,14 @@ mod cache_event_tests {
         }
         let deleted = br#"{"type":"DELETED","object":{"apiVersion":"v1","kind":"Pod","metadata":{"name":"web","namespace":"a","resourceVersion":"9"}}}"#;
         assert_eq!(
-            parse(deleted, |_: &mut KubePod| {}, identity_of),
+            parse(deleted, |_: &mut KubePod| {}, KubePod::metadata),
             CacheEvent::Delete { key: "a/web".into(), rv: 9 }
         );
         let bookmark =
             br#"{"type":"BOOKMARK","object":{"kind":"Pod","apiVersion":"v1","metadata":{"resourceVersion":"99"}}}"#;
-        assert_eq!(parse(bookmark, |_: &mut KubePod| {}, identity_of), CacheEvent::Bookmark { rv: 99 });
+        assert_eq!(parse(bookmark, |_: &mut KubePod| {}, KubePod::metadata), CacheEvent::Bookmark { rv: 99 });
         let gone = br#"{"type":"ERROR","object":{"kind":"Status","apiVersion":"v1","metadata":{},"code":410}}"#;
-        assert_eq!(parse(gone, |_: &mut KubePod| {}, identity_of), CacheEvent::Relist);
+        assert_eq!(parse(gone, |_: &mut KubePod| {}, KubePod::metadata), CacheEvent::Relist);
     }
 
     #[test]
