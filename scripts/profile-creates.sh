@@ -11,6 +11,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/env.sh
+export SKIFF_BIN="${BIN:-$SKIFF_BIN}"
 out="${1:-/tmp/profile}"
 cargo test --workspace --bench store_vs_etcd -- --api-only --http-creates-only --seconds 20 --quick \
     >"$out.bench.log" 2>&1 &

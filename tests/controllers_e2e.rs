@@ -452,6 +452,14 @@ async fn a_terminating_namespace_says_what_it_waits_for() {
     })
     .await;
     assert_eq!(str_at(&ns, "/status/phase"), "Terminating");
+    let late =
+        api.create::<Value, Value>("/api/v1/namespaces/held/configmaps", &json!({"metadata": {"name": "late"}})).await;
+    match late {
+        Err(skiff_client::ClientError::Status { code: 403, message, .. }) => {
+            assert!(message.contains("because it is being terminated"), "{message}")
+        }
+        other => panic!("a create into a terminating namespace must be forbidden: {other:?}"),
+    }
     let conditions = ns["status"]["conditions"].as_array().cloned().unwrap_or_default();
     let find = |kind: &str| conditions.iter().find(|c| c["type"] == kind).cloned().unwrap_or_default();
     assert_eq!(

@@ -301,6 +301,14 @@ async fn raw_errors(addr: &str) {
     assert_eq!(code, 400);
     let (code, _) = http_request(addr, "GET", "/api/v1/namespaces/default/widgets", None, b"").await.expect("answer");
     assert_eq!(code, 404);
+    // A key repeated inside one object is a strict decoding error, reported with its path.
+    let repeated =
+        br#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"a","name":"b"},"data":{"k":"1","k":"2"}}"#;
+    let path = "/api/v1/namespaces/default/configmaps?fieldValidation=Strict";
+    let (code, body) = http_request(addr, "POST", path, Some("application/json"), repeated).await.expect("answer");
+    assert_eq!(code, 400, "{body}");
+    assert_has(&body, r#"duplicate field \"metadata.name\""#);
+    assert_has(&body, r#"duplicate field \"data.k\""#);
     // nothing of the above was written
     let (_, list) =
         http_request(addr, "GET", "/api/v1/namespaces/default/configmaps", None, b"").await.expect("answer");

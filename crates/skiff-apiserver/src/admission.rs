@@ -21,7 +21,7 @@ const SERVER_FIELDS: &[&str] =
 pub fn check_shape(
     r: &Resource,
     obj: &Value,
-    raw: Option<&[u8]>,
+    duplicates: Vec<String>,
     mode: FieldValidation,
 ) -> Result<Vec<String>, ApiError> {
     let mut problems: Vec<String> = typed::unknown_fields(r.group, r.kind, obj)
@@ -29,9 +29,7 @@ pub fn check_shape(
         .into_iter()
         .map(|f| format!("unknown field \"{f}\""))
         .collect();
-    if let Some(raw) = raw {
-        problems.extend(crate::body::duplicate_fields(raw).into_iter().map(|f| format!("duplicate field \"{f}\"")));
-    }
+    problems.extend(duplicates.into_iter().map(|f| format!("duplicate field \"{f}\"")));
     match mode {
         FieldValidation::Ignore => Ok(Vec::new()),
         FieldValidation::Warn => Ok(problems),

@@ -287,6 +287,25 @@ async fn check_namespace_open(state: &ApiState, r: &Resource, ns: &str) -> Resul
     let Some(rec) = rec else {
         return Err(ApiError::not_found("namespaces", ns));
     };
+    let open = match state.namespace_verdicts.get(ns, rec.revision) {
+        Some(open) => open,
+        None => {
+            let open = namespace_takes_objects(ns, &rec.value)?;
+            state.namespace_verdicts.remember(ns, rec.revision, open);
+            open
+        }
+    };
+    if !open {
+        return Err(ApiError::Forbidden(format!(
+            "{} is forbidden: unable to create new content in namespace {ns} because it is being terminated",
+            r.plural
+        )));
+    }
+    Ok(())
+}
+
+/// Whether a stored namespace takes new objects: not once it is being deleted.
+fn namespace_takes_objects(ns: &str, stored: &[u8]) -> Result<bool, ApiError> {
     // Only two fields matter here; reading just those spares building the whole object.
     #[derive(serde::Deserialize, Default)]
     #[serde(default)]
@@ -304,17 +323,10 @@ async fn check_namespace_open(state: &ApiState, r: &Resource, ns: &str) -> Resul
     struct ProbeStatus {
         phase: Option<String>,
     }
-    let probe: Probe = serde_json::from_slice(&rec.value)
+    let probe: Probe = serde_json::from_slice(stored)
         .map_err(|e| ApiError::Internal(format!("stored namespace {ns} is not readable: {e}")))?;
-    if probe.status.phase.as_deref() == Some("Terminating")
-        || probe.metadata.deletion_timestamp.is_some_and(|t| !t.is_empty())
-    {
-        return Err(ApiError::Forbidden(format!(
-            "{} is forbidden: unable to create new content in namespace {ns} because it is being terminated",
-            r.plural
-        )));
-    }
-    Ok(())
+    Ok(probe.status.phase.as_deref() != Some("Terminating")
+        && probe.metadata.deletion_timestamp.is_none_or(|t| t.is_empty()))
 }
 
 pub async fn create(
@@ -326,10 +338,9 @@ pub async fn create(
     user: Option<&crate::authn::UserInfo>,
 ) -> Result<Response, ApiError> {
     let r = p.resource;
-    let mut obj = crate::body::decode_object(headers, raw)?;
-    let is_json = crate::body::media_type(headers) == "application/json";
+    let (mut obj, duplicates) = crate::body::decode_object_noting_duplicates(headers, raw)?;
     admission::check_kind(r, &mut obj)?;
-    let warnings = admission::check_shape(r, &obj, is_json.then_some(raw), FieldValidation::from_query(q)?)?;
+    let warnings = admission::check_shape(r, &obj, duplicates, FieldValidation::from_query(q)?)?;
     if r.storage == skiff_api_types::registry::Storage::Virtual {
         let answer = crate::reviews::answer(state, user, r, obj).await?;
         return output::object(r, &answer, Shape::Object, q, StatusCode::CREATED, &warnings);
@@ -426,8 +437,7 @@ pub async fn update(
     raw: &[u8],
 ) -> Result<Response, ApiError> {
     let r = p.resource;
-    let mut body = crate::body::decode_object(headers, raw)?;
-    let is_json = crate::body::media_type(headers) == "application/json";
+    let (mut body, duplicates) = crate::body::decode_object_noting_duplicates(headers, raw)?;
     if p.subresource.as_deref() == Some("scale") {
         let sent = body.clone();
         let manager = manager(q, headers);
@@ -435,7 +445,7 @@ pub async fn update(
         return output::object(r, &to_scale(r, &updated)?, Shape::Object, q, StatusCode::OK, &[]);
     }
     admission::check_kind(r, &mut body)?;
-    let warnings = admission::check_shape(r, &body, is_json.then_some(raw), FieldValidation::from_query(q)?)?;
+    let warnings = admission::check_shape(r, &body, duplicates, FieldValidation::from_query(q)?)?;
     admission::check_namespace(r, &mut body, p.namespace.as_deref())?;
     if objects::name_of(&body) != name {
         return Err(ApiError::BadRequest(format!(
@@ -590,7 +600,7 @@ pub async fn patch(
         }
         let mut patched = patched;
         admission::check_kind(r, &mut patched)?;
-        warnings = admission::check_shape(r, &patched, None, mode)?;
+        warnings = admission::check_shape(r, &patched, Vec::new(), mode)?;
         Ok(patched)
     })
     .await?;
@@ -658,7 +668,7 @@ async fn apply_patch(
 ) -> Result<Response, ApiError> {
     let r = p.resource;
     admission::check_kind(r, &mut applied)?;
-    let warnings = admission::check_shape(r, &applied, None, mode)?;
+    let warnings = admission::check_shape(r, &applied, Vec::new(), mode)?;
     if !objects::name_of(&applied).is_empty() && objects::name_of(&applied) != name {
         return Err(ApiError::BadRequest(format!(
             "the name of the object ({}) does not match the name on the URL ({name})",

@@ -50,6 +50,33 @@ pub struct ApiState {
     /// The authenticated user of the request this state serves (`None` for the shared state
     /// and when authentication is off).
     pub caller: Option<crate::authn::UserInfo>,
+    /// Whether each namespace takes new objects, as judged at a revision of it.
+    pub namespace_verdicts: Arc<NamespaceVerdicts>,
+}
+
+/// Whether each namespace takes new objects, remembered with the revision of the namespace it
+/// was judged from: every create reads its namespace, and decoding an unchanged one again was
+/// a percent of the server's CPU under creates. A different revision is judged afresh.
+#[derive(Default)]
+pub struct NamespaceVerdicts(std::sync::Mutex<std::collections::HashMap<String, (u64, bool)>>);
+
+impl NamespaceVerdicts {
+    /// Namespaces remembered at most; past it the memory starts over.
+    const CAPACITY: usize = 4096;
+
+    /// The verdict on `namespace` at `revision`, if one was remembered.
+    pub fn get(&self, namespace: &str, revision: u64) -> Option<bool> {
+        let map = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        map.get(namespace).filter(|(at, _)| *at == revision).map(|(_, open)| *open)
+    }
+
+    pub fn remember(&self, namespace: &str, revision: u64, open: bool) {
+        let mut map = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if map.len() >= Self::CAPACITY && !map.contains_key(namespace) {
+            map.clear();
+        }
+        map.insert(namespace.to_string(), (revision, open));
+    }
 }
 
 impl ApiState {
@@ -69,6 +96,7 @@ impl ApiState {
             openapi: Arc::new(openapi),
             authorizer: Default::default(),
             caller: None,
+            namespace_verdicts: Default::default(),
         })
     }
 
@@ -92,4 +120,27 @@ fn fnv_hex(bytes: &[u8]) -> String {
         h = h.wrapping_mul(0x0000_0100_0000_01b3);
     }
     format!("{h:016X}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_namespace_verdict_holds_only_for_the_revision_it_was_made_at() {
+        let verdicts = NamespaceVerdicts::default();
+        assert_eq!(verdicts.get("a", 5), None);
+        verdicts.remember("a", 5, true);
+        assert_eq!(verdicts.get("a", 5), Some(true));
+        assert_eq!(verdicts.get("a", 6), None, "a changed namespace is judged again");
+        assert_eq!(verdicts.get("b", 5), None);
+        verdicts.remember("a", 6, false);
+        assert_eq!(verdicts.get("a", 6), Some(false));
+        assert_eq!(verdicts.get("a", 5), None, "only the latest judgement is kept");
+        for i in 0..NamespaceVerdicts::CAPACITY as u64 + 10 {
+            verdicts.remember(&format!("ns-{i}"), i, true);
+        }
+        let held = verdicts.0.lock().map(|m| m.len()).unwrap_or(usize::MAX);
+        assert!(held <= NamespaceVerdicts::CAPACITY, "{held} verdicts held");
+    }
 }

@@ -19,6 +19,7 @@ pub mod log_store;
 pub mod metrics;
 pub mod network;
 pub mod node;
+pub mod resident;
 pub mod service;
 pub mod state_machine;
 pub mod tls;

@@ -75,6 +75,9 @@ pub struct NodeConfig {
     pub logs_after_snapshot: u64,
     /// Events kept in memory for watches.
     pub watch_window: usize,
+    /// Key prefixes whose objects are also kept in memory, for reads that happen on every
+    /// write (see [`crate::resident`]).
+    pub resident_prefixes: Vec<String>,
     /// How long a write or linearizable read may wait for a leader before failing.
     pub request_timeout: Duration,
     /// Mutual TLS on the Raft port and to peers; `None` speaks plain text.
@@ -94,6 +97,7 @@ impl NodeConfig {
             snapshot_logs: 100_000,
             logs_after_snapshot: 5_000,
             watch_window: 100_000,
+            resident_prefixes: Vec::new(),
             request_timeout: Duration::from_secs(10),
             tls: None,
         }
@@ -147,8 +151,13 @@ impl RaftNode {
         }
         let dir = datadir::open(&config.data_dir, config.id)?;
         let log = LogStore::new(dir.db.clone());
-        let sm = StateMachine::open(dir.db.clone(), dir.snapshot_path(), config.watch_window)
-            .map_err(|e| RaftStoreError::Storage(e.to_string()))?;
+        let sm = StateMachine::open(
+            dir.db.clone(),
+            dir.snapshot_path(),
+            config.watch_window,
+            config.resident_prefixes.clone(),
+        )
+        .map_err(|e| RaftStoreError::Storage(e.to_string()))?;
         check_peers_against_membership(&config, sm.membership())?;
         let reader = sm.reader();
 

@@ -53,6 +53,7 @@ use crate::command::Command;
 use crate::command::CommandResult;
 use crate::datadir::CF_KV;
 use crate::datadir::CF_SM;
+use crate::resident::Resident;
 use crate::LogId;
 use crate::Snapshot;
 use crate::SnapshotData;
@@ -98,6 +99,8 @@ pub struct StateReader {
     /// Held for writing while a snapshot replaces the whole state, so no read sees half of it.
     pub install_lock: Arc<RwLock<()>>,
     pub window: Arc<EventWindow>,
+    /// The objects under the resident prefixes, answered without RocksDB.
+    pub resident: Arc<Resident>,
 }
 
 fn io_err(e: rocksdb::Error) -> io::Error {
@@ -111,6 +114,9 @@ fn cf<'a>(db: &'a DB, name: &str) -> io::Result<&'a rocksdb::ColumnFamily> {
 impl StateReader {
     pub fn get(&self, key: &str) -> Result<Option<Record>, StoreError> {
         let _guard = self.install_lock.read();
+        if let Some(resident) = self.resident.get(key) {
+            return Ok(resident.map(|obj| obj.into_record(key.to_string())));
+        }
         let cf = cf(&self.db, CF_KV).map_err(|e| StoreError::Internal(e.to_string()))?;
         match self.db.get_cf(cf, key.as_bytes()).map_err(|e| StoreError::Internal(e.to_string()))? {
             Some(bytes) => {
@@ -157,8 +163,14 @@ pub struct StateMachine {
 }
 
 impl StateMachine {
-    /// Opens the state stored in `db`; the watch window starts at the stored applied index.
-    pub fn open(db: Arc<DB>, snapshot_path: PathBuf, window_capacity: usize) -> io::Result<Self> {
+    /// Opens the state stored in `db`; the watch window starts at the stored applied index, and
+    /// the objects under `resident_prefixes` are also kept in memory (see [`Resident`]).
+    pub fn open(
+        db: Arc<DB>,
+        snapshot_path: PathBuf,
+        window_capacity: usize,
+        resident_prefixes: Vec<String>,
+    ) -> io::Result<Self> {
         let applied: Option<LogId> = match db.get_cf(cf(&db, CF_SM)?, KEY_APPLIED).map_err(io_err)? {
             Some(b) => decode(&b)?,
             None => None,
@@ -169,8 +181,9 @@ impl StateMachine {
         };
         let start = applied.as_ref().map(|l| l.index).unwrap_or(0);
         let window = EventWindow::new(start, window_capacity);
+        let resident = Arc::new(Resident::load(&db, resident_prefixes)?);
         Ok(Self {
-            reader: StateReader { db, install_lock: Arc::new(RwLock::new(())), window },
+            reader: StateReader { db, install_lock: Arc::new(RwLock::new(())), window, resident },
             snapshot_path,
             applied,
             membership,
@@ -324,6 +337,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             options.disable_wal(true);
         }
         db.write_opt(batch, &options).map_err(io_err)?;
+        self.reader.resident.apply(&overlay);
 
         let window = &self.reader.window;
         for e in events {
@@ -360,6 +374,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             let mut opts = WriteOptions::default();
             opts.set_sync(true);
             db.write_opt(batch, &opts).map_err(io_err)?;
+            self.reader.resident.reload(db)?;
         }
         self.applied = meta.last_log_id;
         self.membership = meta.last_membership.clone();

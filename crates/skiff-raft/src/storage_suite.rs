@@ -20,7 +20,7 @@ impl StoreBuilder<TypeConfig, LogStore, StateMachine, tempfile::TempDir> for Roc
         let data =
             datadir::open(&dir.path().join("data"), 1).map_err(|e| StorageError::read(Source::from_string(e)))?;
         let log = LogStore::new(data.db.clone());
-        let sm = StateMachine::open(data.db.clone(), data.snapshot_path(), 1000)
+        let sm = StateMachine::open(data.db.clone(), data.snapshot_path(), 1000, Vec::new())
             .map_err(|e| StorageError::read(Source::from_error(&e)))?;
         Ok((dir, log, sm))
     }
