@@ -249,23 +249,29 @@ pub fn record_update(
     let schemas = Schemas::new(schemas);
     let root = schemas.defs.get(root);
     let scope = Scope::of_subresource(subresource);
-    let reset = new.pointer("/metadata/managedFields").and_then(Value::as_array).is_some_and(Vec::is_empty);
-    let mut entries = match old {
-        Some(old) if !reset => read_entries(old).unwrap_or_default(),
-        _ => Vec::new(),
+    let Some(old) = old else {
+        // A creator owns everything it wrote, and its entry is the only one: it is encoded
+        // straight from `new`, without flattening, which dominated the cost of a create.
+        remove_managed_fields(new);
+        let fields = schemas.created_fields_v1(new, root, scope);
+        if fields.as_object().is_some_and(|f| !f.is_empty()) {
+            let version = api_version_of(new);
+            let entry = entry_json(manager, Operation::Update, &version, Some(now), subresource, fields);
+            if let Value::Object(map) = new {
+                if let Value::Object(metadata) = map.entry("metadata").or_insert_with(|| json!({})) {
+                    metadata.insert("managedFields".into(), Value::Array(vec![entry]));
+                }
+            }
+        }
+        return;
     };
+    let reset = new.pointer("/metadata/managedFields").and_then(Value::as_array).is_some_and(Vec::is_empty);
+    let mut entries = if reset { Vec::new() } else { read_entries(old).unwrap_or_default() };
     remove_managed_fields(new);
 
-    let changes = match old {
-        Some(old) => {
-            let before = schemas.flatten(old, root);
-            let after = schemas.flatten(new, root);
-            changed_set(Some(&before.nodes), &after.nodes, scope)
-        }
-        // A creator owns everything it wrote; building that set directly skips flattening, which
-        // dominated the cost of a create.
-        None => schemas.created_set(new, root, scope),
-    };
+    let before = schemas.flatten(old, root);
+    let after = schemas.flatten(new, root);
+    let changes = changed_set(Some(&before.nodes), &after.nodes, scope);
     let own = entries.iter().position(|entry| entry.is(manager, Operation::Update, subresource));
     for (index, entry) in entries.iter_mut().enumerate() {
         if Some(index) != own {
@@ -282,11 +288,8 @@ pub fn record_update(
         }
         None => entries.push(Entry::new(manager, Operation::Update, subresource, version, now, changes)),
     }
-    // On a create the only entry was just built from `new`, so every path it holds exists.
-    if old.is_some() {
-        for entry in &mut entries {
-            schemas.retain_existing(&mut entry.fields, new, root);
-        }
+    for entry in &mut entries {
+        schemas.retain_existing(&mut entry.fields, new, root);
     }
     entries.retain(|entry| !entry.fields.is_empty());
     write_entries(new, &entries);
@@ -561,20 +564,39 @@ impl Entry {
     }
 
     fn to_json(&self) -> Value {
-        let mut raw = Map::new();
-        raw.insert("manager".into(), Value::from(self.manager.as_str()));
-        raw.insert("operation".into(), Value::from(self.operation.as_str()));
-        raw.insert("apiVersion".into(), Value::from(self.api_version.as_str()));
-        if let Some(time) = &self.time {
-            raw.insert("time".into(), Value::from(time.as_str()));
-        }
-        raw.insert("fieldsType".into(), Value::from("FieldsV1"));
-        raw.insert("fieldsV1".into(), self.fields.to_fields_v1());
-        if let Some(subresource) = &self.subresource {
-            raw.insert("subresource".into(), Value::from(subresource.as_str()));
-        }
-        Value::Object(raw)
+        entry_json(
+            &self.manager,
+            self.operation,
+            &self.api_version,
+            self.time.as_deref(),
+            self.subresource.as_deref(),
+            self.fields.to_fields_v1(),
+        )
     }
+}
+
+/// One managedFields entry as it is stored.
+fn entry_json(
+    manager: &str,
+    operation: Operation,
+    api_version: &str,
+    time: Option<&str>,
+    subresource: Option<&str>,
+    fields_v1: Value,
+) -> Value {
+    let mut raw = Map::new();
+    raw.insert("manager".into(), Value::from(manager));
+    raw.insert("operation".into(), Value::from(operation.as_str()));
+    raw.insert("apiVersion".into(), Value::from(api_version));
+    if let Some(time) = time {
+        raw.insert("time".into(), Value::from(time));
+    }
+    raw.insert("fieldsType".into(), Value::from("FieldsV1"));
+    raw.insert("fieldsV1".into(), fields_v1);
+    if let Some(subresource) = subresource {
+        raw.insert("subresource".into(), Value::from(subresource));
+    }
+    Value::Object(raw)
 }
 
 /// The entries of `obj`, with duplicates of one (manager, operation, subresource) folded together.
@@ -1118,12 +1140,16 @@ impl<'s> Schemas<'s> {
         flat
     }
 
-    /// `changed_set(None, ..)` of `value` in one pass: the fields a creator of `value` owns
-    /// (leaves, elements, entries, maps and empty objects within `scope`).
-    fn created_set(&self, value: &Value, schema: SchemaNode<'s>, scope: Scope) -> FieldSet {
-        self.created_below(value, schema, false, false, &mut Vec::new(), scope)
+    /// The FieldsV1 encoding of the set a creator of `value` owns (leaves, elements, entries, maps
+    /// and empty objects within `scope`), written straight from the value: building the set first
+    /// and encoding it after copied every field name twice.
+    fn created_fields_v1(&self, value: &Value, schema: SchemaNode<'s>, scope: Scope) -> Value {
+        let (_, children) = self.created_below(value, schema, false, false, &mut Vec::new(), scope);
+        Value::Object(children)
     }
 
+    /// Whether the node at `path` is itself a member, and the encodings of its children that
+    /// hold anything.
     fn created_below(
         &self,
         value: &Value,
@@ -1132,9 +1158,9 @@ impl<'s> Schemas<'s> {
         opaque: bool,
         path: &mut Vec<String>,
         scope: Scope,
-    ) -> FieldSet {
+    ) -> (bool, Map<String, Value>) {
         let shape = if opaque { Shape::Leaf } else { self.shape(schema, value).unwrap_or(Shape::Leaf) };
-        let mut set = FieldSet::default();
+        let mut children = Map::new();
         let elements = match (&shape, value) {
             (Shape::Set { .. } | Shape::MapList { .. }, Value::Array(items)) => {
                 self.elements(items, &shape, path, &mut Vec::new())
@@ -1143,10 +1169,14 @@ impl<'s> Schemas<'s> {
         };
         let mut descend = |key: String, value: &Value, schema: SchemaNode<'s>, entry: bool, opaque: bool| {
             path.push(key);
-            let below = self.created_below(value, schema, entry, opaque, path, scope);
+            let (member, mut below) = self.created_below(value, schema, entry, opaque, path, scope);
             if let Some(key) = path.pop() {
-                if !below.is_empty() {
-                    set.children.insert(key, below);
+                if member || !below.is_empty() {
+                    // As FieldsV1 writes it: a member with children says so with ".".
+                    if member && !below.is_empty() {
+                        below.insert(".".into(), Value::Object(Map::new()));
+                    }
+                    children.insert(key, Value::Object(below));
                 }
             }
         };
@@ -1165,12 +1195,13 @@ impl<'s> Schemas<'s> {
                 }
             }
         }
+        let mut member = false;
         if !path.is_empty() && scope.tracks(path) {
             let leaf = matches!(shape, Shape::Leaf);
             let map_like = matches!(shape, Shape::Object { props: None, .. });
-            set.member = leaf || is_empty_object(value) || entry || map_like;
+            member = leaf || is_empty_object(value) || entry || map_like;
         }
-        set
+        (member, children)
     }
 
     fn walk<'v>(&self, node: Child<'v, 's>, path: &mut Vec<String>, flat: &mut Flattened<'v>) {
@@ -1519,7 +1550,11 @@ mod tests {
         for obj in &objects {
             for scope in [Scope::Main, Scope::Status, Scope::Whole] {
                 let flat = schemas.flatten(obj, root);
-                assert_eq!(schemas.created_set(obj, root, scope), changed_set(None, &flat.nodes, scope), "{obj}");
+                assert_eq!(
+                    schemas.created_fields_v1(obj, root, scope),
+                    changed_set(None, &flat.nodes, scope).to_fields_v1(),
+                    "{obj}"
+                );
             }
         }
         // And on the served Pod schema, with every list flavour a pod has.
@@ -1536,9 +1571,9 @@ mod tests {
             "status": {"phase": "Pending", "conditions": [{"type": "Ready", "status": "False"}]}});
         let flat = schemas.flatten(&pod, root);
         for scope in [Scope::Main, Scope::Status] {
-            let direct = schemas.created_set(&pod, root, scope);
-            assert!(!direct.is_empty());
-            assert_eq!(direct, changed_set(None, &flat.nodes, scope));
+            let direct = schemas.created_fields_v1(&pod, root, scope);
+            assert!(direct.as_object().is_some_and(|f| !f.is_empty()));
+            assert_eq!(direct, changed_set(None, &flat.nodes, scope).to_fields_v1());
         }
     }
 
