@@ -6,7 +6,8 @@
 #
 # Writes OUT.bench.log (the benchmark's output, with the servers' CPU per create), OUT.data
 # (perf samples) and OUT.txt (self time by process, library and symbol). CALL_GRAPH=dwarf
-# records call stacks as well (larger files; read them with `perf report -i OUT.data`).
+# records call stacks as well (larger files; read them with `perf report -i OUT.data`), and
+# BIN=PATH runs the servers from a saved binary instead of the current build (for A/B runs).
 # Needs perf (Debian's linux-perf); on machines without hardware counters it samples cpu-clock.
 set -euo pipefail
 cd "$(dirname "$0")/.."
