@@ -198,8 +198,7 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
     config.logs_after_snapshot = args.logs_after_snapshot;
     config.watch_window = args.watch_window;
     // Every create reads the namespace it goes into.
-    config.resident_prefixes =
-        skiff_api_types::registry::find("", "v1", "namespaces").map(|ns| vec![ns.key_prefix()]).unwrap_or_default();
+    config.resident_prefixes = vec![skiff_apiserver::NAMESPACES_KEY_PREFIX.to_string()];
     if let (Some(cert), Some(key), Some(ca)) = (&args.peer_cert_file, &args.peer_key_file, &args.peer_trusted_ca_file) {
         let files = skiff_raft::tls::TlsFiles { ca: ca.clone(), cert: cert.clone(), key: key.clone() };
         config.tls = Some(skiff_raft::tls::PeerTls::load(&files).context("loading the Raft port's TLS files")?);

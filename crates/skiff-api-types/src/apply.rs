@@ -254,15 +254,11 @@ pub fn record_update(
         // straight from `new`, without flattening, which dominated the cost of a create.
         remove_managed_fields(new);
         let fields = schemas.created_fields_v1(new, root, scope);
-        if fields.as_object().is_some_and(|f| !f.is_empty()) {
-            let version = api_version_of(new);
-            let entry = entry_json(manager, Operation::Update, &version, Some(now), subresource, fields);
-            if let Value::Object(map) = new {
-                if let Value::Object(metadata) = map.entry("metadata").or_insert_with(|| json!({})) {
-                    metadata.insert("managedFields".into(), Value::Array(vec![entry]));
-                }
-            }
-        }
+        let entry = fields
+            .as_object()
+            .is_some_and(|f| !f.is_empty())
+            .then(|| entry_json(manager, Operation::Update, &api_version_of(new), Some(now), subresource, fields));
+        write_entry_values(new, entry.into_iter().collect());
         return;
     };
     let reset = new.pointer("/metadata/managedFields").and_then(Value::as_array).is_some_and(Vec::is_empty);
@@ -622,6 +618,11 @@ fn read_entries(obj: &Value) -> Result<Vec<Entry>, String> {
 }
 
 fn write_entries(obj: &mut Value, entries: &[Entry]) {
+    write_entry_values(obj, entries.iter().map(Entry::to_json).collect());
+}
+
+/// Sets `metadata.managedFields` to `entries`, or removes it when there are none.
+fn write_entry_values(obj: &mut Value, entries: Vec<Value>) {
     let Value::Object(map) = obj else { return };
     if entries.is_empty() {
         if let Some(Value::Object(metadata)) = map.get_mut("metadata") {
@@ -631,7 +632,7 @@ fn write_entries(obj: &mut Value, entries: &[Entry]) {
     }
     let metadata = map.entry("metadata").or_insert_with(|| json!({}));
     if let Value::Object(metadata) = metadata {
-        metadata.insert("managedFields".into(), entries.iter().map(Entry::to_json).collect());
+        metadata.insert("managedFields".into(), Value::Array(entries));
     }
 }
 

@@ -272,7 +272,7 @@ async fn list_raw(state: &ApiState, p: &ResourcePath, q: &Query) -> Result<Respo
 
 /// Checks that the namespace of a new object exists and is not being deleted.
 async fn check_namespace_open(state: &ApiState, r: &Resource, ns: &str) -> Result<(), ApiError> {
-    let key = format!("/registry/core/namespaces/{ns}");
+    let key = [crate::namespaces::KEY_PREFIX, ns].concat();
     // The local copy answers almost always; only a miss needs the linearizable read (a namespace
     // created a moment ago through another server).
     let mut rec =

@@ -36,6 +36,8 @@ use axum::http::Uri;
 use axum::response::IntoResponse;
 use axum::response::Response;
 use axum::Router;
+/// Where namespaces are stored (kept resident in memory by the server).
+pub use namespaces::KEY_PREFIX as NAMESPACES_KEY_PREFIX;
 pub use state::ApiConfig;
 pub use state::ApiState;
 

@@ -17,6 +17,10 @@ use crate::state::ApiState;
 
 pub const SYSTEM_NAMESPACES: &[&str] = &["default", "kube-system", "kube-public", "kube-node-lease"];
 
+/// Where namespaces are stored. Every create reads its namespace under it, so the server keeps
+/// the objects under it resident in memory (`skiff_raft::resident`).
+pub const KEY_PREFIX: &str = "/registry/core/namespaces/";
+
 /// Creates what every cluster has, retrying until the store accepts writes.
 pub async fn run(state: Arc<ApiState>) {
     loop {
@@ -123,6 +127,12 @@ mod tests {
     use skiff_store::MemStore;
 
     use super::*;
+
+    #[test]
+    fn the_namespace_key_prefix_is_the_registrys() {
+        let ns = registry::find("", "v1", "namespaces").expect("namespaces");
+        assert_eq!(ns.key_prefix(), KEY_PREFIX);
+    }
 
     async fn stored(state: &ApiState, name: &str) -> (Value, u64) {
         let roles = registry::find("rbac.authorization.k8s.io", "v1", "clusterroles").expect("clusterroles");
