@@ -68,7 +68,7 @@ async fn metrics(State(node): State<Arc<RaftNode>>) -> impl IntoResponse {
     gauge("skiff_raft_committed_index", "Last committed log index known here.", "gauge", s.committed);
     gauge("skiff_raft_members", "Servers in the membership (voters and learners).", "gauge", s.members.len() as u64);
     gauge("skiff_store_watch_floor", "Oldest revision a watch can resume from.", "gauge", node.watch_floor());
-    gauge("skiff_log_fsyncs_total", "WAL fsyncs made for log appends.", "counter", fsyncs);
+    gauge("skiff_log_fsyncs_total", "Syncs of the log's segment files made for appends.", "counter", fsyncs);
     gauge("skiff_log_appends_total", "Log append calls.", "counter", appends);
     gauge("skiff_log_entries_total", "Log entries appended.", "counter", entries);
     out.push_str(&skiff_raft::metrics::render());

@@ -153,6 +153,18 @@ fn servers_cpu_secs(cluster: &ProcessCluster) -> f64 {
     ticks as f64 / 100.0
 }
 
+/// Every server's (seconds spent in log syncs, syncs) so far.
+async fn log_syncs(cluster: &ProcessCluster) -> Vec<(f64, f64)> {
+    let mut out = Vec::new();
+    for server in &cluster.servers {
+        let text = skiff_testkit::cluster::http_get(&server.api_addr, "/metrics").await.map(|(_, b)| b);
+        let text = text.unwrap_or_default();
+        let m = |name: &str| crate::metric(&text, name);
+        out.push((m("skiff_log_sync_duration_seconds_sum{}"), m("skiff_log_sync_duration_seconds_count{}")));
+    }
+    out
+}
+
 async fn create_pods(api: &str, prefix: &str, clients: usize, secs: f64) -> Sample {
     let (lat, elapsed) = create_pods_raw(api, prefix, clients, secs).await;
     summarize(lat, elapsed)
@@ -201,14 +213,22 @@ pub async fn http_creates_only(cluster: &ProcessCluster, leader: u64, secs: f64)
     create_namespace(&api).await;
     println!("\nHTTP pod creates only, leader {leader} at {api}, {secs} s");
     let cpu = servers_cpu_secs(cluster);
+    let syncs = log_syncs(cluster).await;
     let s = create_pods(&api, "load", 64, secs).await;
     let cpu = servers_cpu_secs(cluster) - cpu;
+    let syncs: Vec<String> = log_syncs(cluster)
+        .await
+        .iter()
+        .zip(&syncs)
+        .map(|((sum, n), (sum0, n0))| format!("{:.2}", (sum - sum0) * 1e3 / (n - n0).max(1.0)))
+        .collect();
     println!(
-        "pod create (HTTP): {:.0}/s, p50 {:.2} ms, p99 {:.2} ms, servers' CPU {:.3} ms per create",
+        "pod create (HTTP): {:.0}/s, p50 {:.2} ms, p99 {:.2} ms, servers' CPU {:.3} ms per create, log sync mean {} ms",
         s.throughput(),
         ms(s.p50),
         ms(s.p99),
-        cpu * 1e3 / s.ops.max(1) as f64
+        cpu * 1e3 / s.ops.max(1) as f64,
+        syncs.join("/")
     );
 }
 

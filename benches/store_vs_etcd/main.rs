@@ -205,7 +205,8 @@ async fn main() {
         None => println!("disk fdatasync: fio not available"),
     }
 
-    let bin = PathBuf::from(env!("CARGO_BIN_EXE_skiff"));
+    // SKIFF_BIN runs the servers from another build (A/B runs); by default, this build's.
+    let bin = std::env::var_os("SKIFF_BIN").map_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_skiff")), PathBuf::from);
     let skiff = ProcessCluster::start(&bin, ClusterOptions::default()).await.expect("skiff cluster");
     let leader = skiff.wait_leader(Duration::from_secs(30)).await.expect("skiff leader");
     let leader_srv = skiff.server(leader).expect("leader");

@@ -2,7 +2,9 @@
 //!
 //! ```text
 //! DATA_DIR/skiff.json   marker: format version and the id of the server that owns the dir
-//! DATA_DIR/db/          RocksDB: column families `logs`, `meta` (Raft) and `kv`, `sm` (state)
+//! DATA_DIR/db/          RocksDB: column families `meta` (Raft's vote and purge point) and `kv`,
+//!                       `sm` (state); `logs` held the Raft log before segment files
+//! DATA_DIR/log/         the Raft log's segment files (see crate::segments)
 //! DATA_DIR/snapshot     the latest state-machine snapshot (written atomically)
 //! ```
 //!
@@ -48,6 +50,10 @@ pub struct DataDir {
 impl DataDir {
     pub fn snapshot_path(&self) -> PathBuf {
         self.path.join("snapshot")
+    }
+
+    pub fn log_path(&self) -> PathBuf {
+        self.path.join("log")
     }
 }
 

@@ -20,6 +20,7 @@ pub mod metrics;
 pub mod network;
 pub mod node;
 pub mod resident;
+pub mod segments;
 pub mod service;
 pub mod state_machine;
 pub mod tls;

@@ -1,20 +1,27 @@
-//! The Raft log and vote in RocksDB.
+//! The Raft log in segment files ([`crate::segments`]); the vote, the committed id and the purge
+//! point in RocksDB's `meta` column family.
 //!
 //! # Durability contract
 //!
 //! * `save_vote` writes with fsync before returning: a server never forgets a vote it gave.
 //! * `append` writes the entries without fsync and hands the completion callback to a flusher
-//!   thread, which fsyncs the WAL once for every callback queued so far and only then reports the
-//!   entries flushed. Several appends in flight share one fsync (group commit); openraft counts an
-//!   entry toward a quorum only after its callback.
-//! * `truncate_after` and `purge` write with fsync. Before purging, the state machine's column
-//!   families (written without the WAL, see [`crate::state_machine`]) are flushed to table files
-//!   and the WAL is synced, so the state machine is durable up to every entry purged.
+//!   thread, which syncs the segment files of every callback queued so far once and only then
+//!   reports the entries flushed. Several appends in flight share one fsync (group commit);
+//!   openraft counts an entry toward a quorum only after its callback.
+//! * `truncate_after` is durable when it returns.
+//! * `purge` first makes the state machine durable up to the purge point (its column families
+//!   are written without the WAL, see [`crate::state_machine`]: they are flushed to table files),
+//!   then records the purge point with fsync, and only then unlinks the segments it covers.
+//!
+//! Data dirs from before the segment files kept the log in RocksDB's `logs` column family; the
+//! first open moves it out (see [`LogStore::open`]).
 
 use std::fmt::Debug;
+use std::fs::File;
 use std::io;
 use std::ops::Bound;
 use std::ops::RangeBounds;
+use std::path::Path;
 use std::sync::mpsc;
 use std::sync::Arc;
 
@@ -23,7 +30,7 @@ use openraft::storage::LogState;
 use openraft::storage::RaftLogStorage;
 use openraft::OptionalSend;
 use openraft::RaftLogReader;
-use rocksdb::Direction;
+use parking_lot::Mutex;
 use rocksdb::FlushOptions;
 use rocksdb::IteratorMode;
 use rocksdb::WriteBatch;
@@ -38,6 +45,9 @@ use crate::datadir::CF_KV;
 use crate::datadir::CF_LOGS;
 use crate::datadir::CF_META;
 use crate::datadir::CF_SM;
+use crate::segments::Batch;
+use crate::segments::Segments;
+use crate::segments::ToSync;
 use crate::Entry;
 use crate::LogId;
 use crate::TypeConfig;
@@ -57,19 +67,38 @@ fn synced() -> WriteOptions {
     o
 }
 
-/// The log store; cheap to clone (clones share the database and the flusher).
+fn cf<'a>(db: &'a DB, name: &str) -> io::Result<&'a rocksdb::ColumnFamily> {
+    db.cf_handle(name).ok_or_else(|| io::Error::other(format!("column family {name} missing")))
+}
+
+fn get_meta<T: serde::de::DeserializeOwned>(db: &DB, key: &[u8]) -> io::Result<Option<T>> {
+    match db.get_cf(cf(db, CF_META)?, key).map_err(io_err)? {
+        Some(bytes) => Ok(Some(decode(&bytes)?)),
+        None => Ok(None),
+    }
+}
+
+/// The log store; cheap to clone (clones share the files, the database and the flusher).
 #[derive(Clone)]
 pub struct LogStore {
     db: Arc<DB>,
+    log: Arc<Mutex<Log>>,
     flusher: Arc<Flusher>,
 }
 
-/// The thread that syncs the WAL for appends. When the last store clone is dropped, the channel
-/// closes and the thread is joined, so the database it holds is closed before the drop returns:
-/// a RocksDB still open while the process exits can abort in its static destructors
-/// ("pthread lock: Invalid argument").
+/// The segments and the id of their last entry (`None` when they hold none).
+struct Log {
+    segments: Segments,
+    last: Option<LogId>,
+}
+
+/// An append waiting to reach disk.
+type Pending = (IOFlushed<TypeConfig>, ToSync);
+
+/// The thread that syncs the segment files for appends. When the last store clone is dropped,
+/// the channel closes and the thread is joined, so nothing it holds outlives the store.
 struct Flusher {
-    tx: Option<mpsc::Sender<IOFlushed<TypeConfig>>>,
+    tx: Option<mpsc::Sender<Pending>>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
@@ -83,37 +112,96 @@ impl Drop for Flusher {
 }
 
 impl LogStore {
-    pub fn new(db: Arc<DB>) -> Self {
-        let (flush_tx, flush_rx) = mpsc::channel::<IOFlushed<TypeConfig>>();
-        let flush_db = db.clone();
+    /// Opens the log in `dir`. When `dir` does not exist yet and the database still holds a log
+    /// (a data dir from before segment files), the entries are copied into a new directory that
+    /// takes the name `dir` only once complete and synced; then the old copy is deleted.
+    pub fn open(db: Arc<DB>, dir: &Path) -> io::Result<Self> {
+        let purged: Option<LogId> = get_meta(&db, KEY_PURGED)?;
+        if !dir.exists() {
+            move_log_out_of_rocksdb(&db, dir, purged.as_ref().map(|l| l.index))?;
+        }
+        let segments = Segments::open(dir, purged.as_ref().map(|l| l.index))?;
+        let mut log = Log { segments, last: None };
+        if let Some((_, last)) = log.segments.bounds() {
+            let mut found = None;
+            for span in log.segments.locate(last, last + 1) {
+                span.read(|_, payload| {
+                    found = Some(decode::<Entry>(payload)?.log_id);
+                    Ok(())
+                })?;
+            }
+            log.last = found;
+        }
+        let (flush_tx, flush_rx) = mpsc::channel::<Pending>();
         let thread = std::thread::Builder::new()
             .name("skiff-log-flush".into())
-            .spawn(move || flusher(flush_db, flush_rx))
+            .spawn(move || flusher(flush_rx))
             .map_err(|e| tracing::error!("cannot start the log flusher: {e}"))
             .ok();
-        Self { db, flusher: Arc::new(Flusher { tx: Some(flush_tx), thread }) }
+        Ok(Self { db, log: Arc::new(Mutex::new(log)), flusher: Arc::new(Flusher { tx: Some(flush_tx), thread }) })
     }
 
     fn cf(&self, name: &str) -> io::Result<&rocksdb::ColumnFamily> {
-        self.db.cf_handle(name).ok_or_else(|| io::Error::other(format!("column family {name} missing")))
-    }
-
-    fn get_meta<T: serde::de::DeserializeOwned>(&self, key: &[u8]) -> io::Result<Option<T>> {
-        match self.db.get_cf(self.cf(CF_META)?, key).map_err(io_err)? {
-            Some(bytes) => Ok(Some(decode(&bytes)?)),
-            None => Ok(None),
-        }
+        cf(&self.db, name)
     }
 }
 
-fn flusher(db: Arc<DB>, rx: mpsc::Receiver<IOFlushed<TypeConfig>>) {
+fn move_log_out_of_rocksdb(db: &DB, dir: &Path, purged: Option<u64>) -> io::Result<()> {
+    let logs = cf(db, CF_LOGS)?;
+    if db.iterator_cf(logs, IteratorMode::Start).next().is_none() {
+        return Ok(());
+    }
+    let tmp = dir.with_extension("moving");
+    if tmp.exists() {
+        std::fs::remove_dir_all(&tmp)?;
+    }
+    let mut segments = Segments::open(&tmp, purged)?;
+    let mut moved = 0u64;
+    let mut batch = Batch::default();
+    for item in db.iterator_cf(logs, IteratorMode::Start) {
+        let (key, value) = item.map_err(io_err)?;
+        batch.push(index_from_key(&key)?, |buf| {
+            buf.extend_from_slice(&value);
+            Ok(())
+        })?;
+        if batch.len() == 1024 {
+            segments.append(&std::mem::take(&mut batch))?.sync()?;
+        }
+        moved += 1;
+    }
+    segments.append(&batch)?.sync()?;
+    drop(segments);
+    std::fs::rename(&tmp, dir)?;
+    if let Some(parent) = dir.parent() {
+        File::open(parent)?.sync_all()?;
+    }
+    let mut clear = WriteBatch::default();
+    clear.delete_range_cf(logs, index_key(0), index_key(u64::MAX));
+    clear.delete_cf(logs, index_key(u64::MAX));
+    db.write_opt(clear, &synced()).map_err(io_err)?;
+    tracing::info!(entries = moved, dir = %dir.display(), "moved the Raft log out of RocksDB into segment files");
+    Ok(())
+}
+
+fn flusher(rx: mpsc::Receiver<Pending>) {
     while let Ok(first) = rx.recv() {
         let mut batch = vec![first];
         batch.extend(rx.try_iter());
-        let result = db.flush_wal(true);
+        // Appends to one segment share its sync; a new segment's name is synced with it.
+        let mut syncs: Vec<&ToSync> = Vec::new();
+        for (_, to_sync) in &batch {
+            match syncs.iter_mut().find(|s| Arc::ptr_eq(&s.file, &to_sync.file)) {
+                Some(s) if s.new_segment_in.is_none() => *s = to_sync,
+                Some(_) => {}
+                None => syncs.push(to_sync),
+            }
+        }
+        let started = std::time::Instant::now();
+        let result = syncs.iter().try_for_each(|s| s.sync()).map_err(|e| e.to_string());
+        crate::metrics::LOG_SYNC.observe(started.elapsed());
         metrics::record_flush(batch.len());
-        for cb in batch {
-            cb.io_completed(result.as_ref().map(|_| ()).map_err(|e| io::Error::other(e.to_string())));
+        for (cb, _) in batch {
+            cb.io_completed(result.clone().map_err(io::Error::other));
         }
     }
 }
@@ -152,22 +240,25 @@ impl RaftLogReader<TypeConfig> for LogStore {
             Bound::Excluded(i) => i.saturating_add(1),
             Bound::Unbounded => 0,
         };
+        let end = match range.end_bound() {
+            Bound::Included(i) => i.saturating_add(1),
+            Bound::Excluded(i) => *i,
+            Bound::Unbounded => u64::MAX,
+        };
+        // Located under the lock, read outside it: appends do not wait for reads.
+        let spans = self.log.lock().segments.locate(start, end);
         let mut out = Vec::new();
-        let from = index_key(start);
-        let iter = self.db.iterator_cf(self.cf(CF_LOGS)?, IteratorMode::From(&from, Direction::Forward));
-        for item in iter {
-            let (k, v) = item.map_err(io_err)?;
-            let idx = index_from_key(&k)?;
-            if !range.contains(&idx) {
-                break;
-            }
-            out.push(decode::<Entry>(&v)?);
+        for span in spans {
+            span.read(|_, payload| {
+                out.push(decode::<Entry>(payload)?);
+                Ok(())
+            })?;
         }
         Ok(out)
     }
 
     async fn read_vote(&mut self) -> Result<Option<Vote>, io::Error> {
-        self.get_meta(KEY_VOTE)
+        get_meta(&self.db, KEY_VOTE)
     }
 }
 
@@ -175,15 +266,8 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     type LogReader = LogStore;
 
     async fn get_log_state(&mut self) -> Result<LogState<TypeConfig>, io::Error> {
-        let last_purged: Option<LogId> = self.get_meta(KEY_PURGED)?;
-        let mut iter = self.db.iterator_cf(self.cf(CF_LOGS)?, IteratorMode::End);
-        let last = match iter.next() {
-            Some(item) => {
-                let (_, v) = item.map_err(io_err)?;
-                Some(decode::<Entry>(&v)?.log_id)
-            }
-            None => None,
-        };
+        let last_purged: Option<LogId> = get_meta(&self.db, KEY_PURGED)?;
+        let last = self.log.lock().last;
         Ok(LogState { last_log_id: last.or(last_purged), last_purged_log_id: last_purged })
     }
 
@@ -200,7 +284,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn read_committed(&mut self) -> Result<Option<LogId>, io::Error> {
-        Ok(self.get_meta::<Option<LogId>>(KEY_COMMITTED)?.flatten())
+        Ok(get_meta::<Option<LogId>>(&self.db, KEY_COMMITTED)?.flatten())
     }
 
     async fn append<I>(&mut self, entries: I, callback: IOFlushed<TypeConfig>) -> Result<(), io::Error>
@@ -208,16 +292,24 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         I: IntoIterator<Item = Entry> + OptionalSend,
         I::IntoIter: OptionalSend,
     {
-        let cf = self.cf(CF_LOGS)?;
-        let mut batch = WriteBatch::default();
-        let mut n = 0;
+        let mut batch = Batch::default();
+        let mut last = None;
         for entry in entries {
-            batch.put_cf(cf, index_key(entry.log_id.index), encode(&entry)?);
-            n += 1;
+            batch.push(entry.log_id.index, |buf| {
+                bincode::serialize_into(buf, &entry).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
+            })?;
+            last = Some(entry.log_id);
         }
-        self.db.write(batch).map_err(io_err)?;
-        metrics::record_entries(n);
-        let sent = self.flusher.tx.as_ref().is_some_and(|tx| tx.send(callback).is_ok());
+        let file = {
+            let mut log = self.log.lock();
+            let file = log.segments.append(&batch)?;
+            if last.is_some() {
+                log.last = last;
+            }
+            file
+        };
+        metrics::record_entries(batch.len());
+        let sent = self.flusher.tx.as_ref().is_some_and(|tx| tx.send((callback, file)).is_ok());
         if !sent {
             return Err(io::Error::other("log flusher stopped"));
         }
@@ -226,10 +318,13 @@ impl RaftLogStorage<TypeConfig> for LogStore {
 
     async fn truncate_after(&mut self, last_log_id: Option<LogId>) -> Result<(), io::Error> {
         let from = last_log_id.map(|l| l.index + 1).unwrap_or(0);
-        let mut batch = WriteBatch::default();
-        batch.delete_range_cf(self.cf(CF_LOGS)?, index_key(from), index_key(u64::MAX));
-        batch.delete_cf(self.cf(CF_LOGS)?, index_key(u64::MAX));
-        self.db.write_opt(batch, &synced()).map_err(io_err)
+        let mut log = self.log.lock();
+        if log.last.is_none_or(|last| last.index < from) {
+            return Ok(());
+        }
+        log.segments.truncate_from(from)?;
+        log.last = if log.segments.bounds().is_some() { last_log_id } else { None };
+        Ok(())
     }
 
     async fn purge(&mut self, log_id: LogId) -> Result<(), io::Error> {
@@ -239,15 +334,19 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         wait.set_wait(true);
         self.db.flush_cfs_opt(&[self.cf(CF_KV)?, self.cf(CF_SM)?], &wait).map_err(io_err)?;
         self.db.flush_wal(true).map_err(io_err)?;
-        let mut batch = WriteBatch::default();
-        batch.put_cf(self.cf(CF_META)?, KEY_PURGED, encode(&log_id)?);
-        batch.delete_range_cf(self.cf(CF_LOGS)?, index_key(0), index_key(log_id.index + 1));
-        self.db.write_opt(batch, &synced()).map_err(io_err)
+        self.db.put_cf_opt(self.cf(CF_META)?, KEY_PURGED, encode(&log_id)?, &synced()).map_err(io_err)?;
+        let mut log = self.log.lock();
+        log.segments.purge_to(log_id.index)?;
+        if log.segments.bounds().is_none() {
+            log.last = None;
+        }
+        Ok(())
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use openraft::testing::blank_ent;
     use openraft::testing::log_id;
 
     use super::*;
@@ -273,10 +372,38 @@ mod tests {
         db.put_cf_opt(sm, b"applied", b"7", &unlogged).expect("write sm");
         assert_eq!((unflushed(&db, CF_KV), unflushed(&db, CF_SM)), (1, 1), "writes start in the memtables");
 
-        let mut log = LogStore::new(db.clone());
+        let mut log = LogStore::open(db.clone(), &dir.path().join("log")).expect("open log");
         log.purge(log_id::<TypeConfig>(1, 1, 5)).await.expect("purge");
         assert_eq!((unflushed(&db, CF_KV), unflushed(&db, CF_SM)), (0, 0), "purge left the state machine unflushed");
         let state = log.get_log_state().await.expect("log state");
         assert_eq!(state.last_purged_log_id.map(|l| l.index), Some(5));
+    }
+
+    /// A data dir from before segment files: the log in RocksDB moves into segments on the
+    /// first open, entries below the purge point stay behind, and later opens find it there.
+    #[tokio::test]
+    async fn a_log_kept_in_rocksdb_moves_into_segment_files() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let data = datadir::open(&dir.path().join("data"), 1).expect("data dir");
+        let db = data.db.clone();
+        let logs = db.cf_handle(CF_LOGS).expect("logs");
+        for index in 4..=9 {
+            let entry: Entry = blank_ent::<TypeConfig>(2, 1, index);
+            db.put_cf(logs, index_key(index), encode(&entry).expect("encode")).expect("old log");
+        }
+        db.put_cf(db.cf_handle(CF_META).expect("meta"), KEY_PURGED, encode(&log_id::<TypeConfig>(1, 1, 5)).expect("e"))
+            .expect("purge point");
+
+        let mut log = LogStore::open(db.clone(), &data.log_path()).expect("open moves the log");
+        let moved: Vec<u64> =
+            log.try_get_log_entries(0..100).await.expect("read").iter().map(|e| e.log_id.index).collect();
+        assert_eq!(moved, [6, 7, 8, 9]);
+        assert!(db.iterator_cf(logs, IteratorMode::Start).next().is_none(), "the old copy is gone");
+        let state = log.get_log_state().await.expect("state");
+        assert_eq!(state.last_log_id.map(|l| l.index), Some(9));
+        drop(log);
+
+        let mut log = LogStore::open(db, &data.log_path()).expect("reopen");
+        assert_eq!(log.try_get_log_entries(6..8).await.expect("read").len(), 2);
     }
 }

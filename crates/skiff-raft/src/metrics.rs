@@ -60,6 +60,8 @@ pub static WRITE_REJECTED: Histogram = Histogram::new();
 pub static WRITE_FAILED: Histogram = Histogram::new();
 /// Latency of the read-index step of linearizable reads.
 pub static READ_BARRIER: Histogram = Histogram::new();
+/// Time the log flusher spends making appends durable (one observation per group of appends).
+pub static LOG_SYNC: Histogram = Histogram::new();
 
 /// Records a finished write.
 pub fn record_write(result: &Result<skiff_store::Record, skiff_store::StoreError>, took: Duration) {
@@ -106,6 +108,9 @@ pub fn render() -> String {
     out.push_str("# HELP skiff_store_read_index_duration_seconds Read-index step of linearizable reads.\n");
     out.push_str("# TYPE skiff_store_read_index_duration_seconds histogram\n");
     READ_BARRIER.render(&mut out, "skiff_store_read_index_duration_seconds", "");
+    out.push_str("# HELP skiff_log_sync_duration_seconds Syncs that made a group of log appends durable.\n");
+    out.push_str("# TYPE skiff_log_sync_duration_seconds histogram\n");
+    LOG_SYNC.render(&mut out, "skiff_log_sync_duration_seconds", "");
     out
 }
 

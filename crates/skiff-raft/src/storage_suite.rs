@@ -1,4 +1,5 @@
-//! openraft's own storage conformance suite, run against our RocksDB log and state machine.
+//! openraft's own storage conformance suite, run against our segment-file log and RocksDB state
+//! machine.
 
 use openraft::errors::ErrorSource;
 use openraft::testing::log::StoreBuilder;
@@ -19,7 +20,8 @@ impl StoreBuilder<TypeConfig, LogStore, StateMachine, tempfile::TempDir> for Roc
         let dir = tempfile::tempdir().map_err(|e| StorageError::read(Source::from_error(&e)))?;
         let data =
             datadir::open(&dir.path().join("data"), 1).map_err(|e| StorageError::read(Source::from_string(e)))?;
-        let log = LogStore::new(data.db.clone());
+        let log = LogStore::open(data.db.clone(), &data.log_path())
+            .map_err(|e| StorageError::read(Source::from_error(&e)))?;
         let sm = StateMachine::open(data.db.clone(), data.snapshot_path(), 1000, Vec::new())
             .map_err(|e| StorageError::read(Source::from_error(&e)))?;
         Ok((dir, log, sm))
