@@ -589,12 +589,12 @@ impl Store for RaftNode {
 
     async fn create(&self, key: &str, value: Vec<u8>, uid: &str) -> Result<Record, StoreError> {
         validate_key(key)?;
-        self.propose(Command::Create { key: key.into(), value, uid: uid.into() }).await
+        self.propose(Command::Create { key: key.into(), value: value.into(), uid: uid.into() }).await
     }
 
     async fn update(&self, key: &str, value: Vec<u8>, precondition: Precondition) -> Result<Record, StoreError> {
         validate_key(key)?;
-        self.propose(Command::Update { key: key.into(), value, precondition }).await
+        self.propose(Command::Update { key: key.into(), value: value.into(), precondition }).await
     }
 
     async fn delete(&self, key: &str, precondition: Precondition) -> Result<Record, StoreError> {

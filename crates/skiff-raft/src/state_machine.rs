@@ -243,7 +243,7 @@ fn apply_command(
             if current.is_some() {
                 return fail(StoreError::AlreadyExists { key });
             }
-            let obj = StoredObject { value, revision: index, create_revision: index, uid };
+            let obj = StoredObject { value: value.into(), revision: index, create_revision: index, uid };
             (EventKind::Created, Some(obj.clone()), obj)
         }
         Command::Update { value, precondition, .. } => {
@@ -253,7 +253,7 @@ fn apply_command(
             if let Err(reason) = precondition.check(&current_record(&cur)) {
                 return fail(StoreError::Conflict { key, reason });
             }
-            let obj = StoredObject { value, revision: index, ..cur };
+            let obj = StoredObject { value: value.into(), revision: index, ..cur };
             (EventKind::Updated, Some(obj.clone()), obj)
         }
         Command::Delete { precondition, .. } => {
