@@ -9,6 +9,8 @@
 //!   reports the entries flushed. Several appends in flight share one fsync (group commit);
 //!   openraft counts an entry toward a quorum only after its callback.
 //! * `truncate_after` is durable when it returns.
+//! * `save_committed` is not made durable on its own (openraft treats it as a hint); a crash may
+//!   leave an older committed id, never a newer one.
 //! * `purge` first makes the state machine durable up to the purge point (its column families
 //!   are written without the WAL, see [`crate::state_machine`]: they are flushed to table files),
 //!   then records the purge point with fsync, and only then unlinks the segments it covers.
@@ -340,7 +342,11 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn save_committed(&mut self, committed: Option<LogId>) -> Result<(), io::Error> {
-        self.db.put_cf(self.cf(CF_META)?, KEY_COMMITTED, encode(&committed)?).map_err(io_err)
+        // Only a hint for a restart (openraft re-learns the commit point from the leader), so it
+        // skips the WAL: it reaches disk with the next memtable flush, never ahead of the log.
+        let mut unlogged = WriteOptions::default();
+        unlogged.disable_wal(true);
+        self.db.put_cf_opt(self.cf(CF_META)?, KEY_COMMITTED, encode(&committed)?, &unlogged).map_err(io_err)
     }
 
     async fn read_committed(&mut self) -> Result<Option<LogId>, io::Error> {
