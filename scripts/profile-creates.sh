@@ -14,13 +14,7 @@ cd "$(dirname "$0")/.."
 . scripts/env.sh
 export SKIFF_BIN="${BIN:-$SKIFF_BIN}"
 out="${1:-/tmp/profile}"
-cargo test --workspace --bench store_vs_etcd -- --api-only --http-creates-only --seconds 20 --quick \
-    >"$out.bench.log" 2>&1 &
-bench=$!
-until grep -q "HTTP pod creates only" "$out.bench.log"; do
-    kill -0 "$bench" 2>/dev/null || { cat "$out.bench.log"; exit 1; }
-    sleep 0.5
-done
+start_creates_only "$out.bench.log"
 sleep 5
 pids="$(pgrep -f "skiff server" | paste -sd, -)"
 graph=()
