@@ -205,7 +205,13 @@ impl Segments {
     /// Opens the segments in `dir` (creating it and a first segment when there are none),
     /// skipping entries at or below `purged`.
     pub fn open(dir: &Path, purged: Option<u64>) -> io::Result<Self> {
-        std::fs::create_dir_all(dir)?;
+        if !dir.exists() {
+            std::fs::create_dir_all(dir)?;
+            // The directory's own name must be durable before anything in it is acknowledged.
+            if let Some(parent) = dir.parent() {
+                sync_dir(parent)?;
+            }
+        }
         let mut seqs = Vec::new();
         for item in std::fs::read_dir(dir)? {
             let path = item?.path();
