@@ -220,7 +220,11 @@ pub async fn http_creates_only(cluster: &ProcessCluster, leader: u64, secs: f64)
         .await
         .iter()
         .zip(&syncs)
-        .map(|((sum, n), (sum0, n0))| format!("{:.2}", (sum - sum0) * 1e3 / (n - n0).max(1.0)))
+        .zip(&cluster.servers)
+        .map(|(((sum, n), (sum0, n0)), server)| {
+            let role = if server.id == leader { "leader" } else { "follower" };
+            format!("{role} {:.2}", (sum - sum0) * 1e3 / (n - n0).max(1.0))
+        })
         .collect();
     println!(
         "pod create (HTTP): {:.0}/s, p50 {:.2} ms, p99 {:.2} ms, servers' CPU {:.3} ms per create, log sync mean {} ms",
@@ -228,7 +232,7 @@ pub async fn http_creates_only(cluster: &ProcessCluster, leader: u64, secs: f64)
         ms(s.p50),
         ms(s.p99),
         cpu * 1e3 / s.ops.max(1) as f64,
-        syncs.join("/")
+        syncs.join(", ")
     );
 }
 

@@ -48,6 +48,7 @@ use crate::datadir::CF_KV;
 use crate::datadir::CF_LOGS;
 use crate::datadir::CF_META;
 use crate::datadir::CF_SM;
+use crate::segments;
 use crate::segments::Batch;
 use crate::segments::Segments;
 use crate::segments::ToSync;
@@ -243,17 +244,8 @@ fn flusher(rx: mpsc::Receiver<Pending>) {
     while let Ok(first) = rx.recv() {
         let mut batch = vec![first];
         batch.extend(rx.try_iter());
-        // Appends to one segment share its sync; a new segment's name is synced with it.
-        let mut syncs: Vec<&ToSync> = Vec::new();
-        for (_, to_sync) in &batch {
-            match syncs.iter_mut().find(|s| Arc::ptr_eq(&s.file, &to_sync.file)) {
-                Some(s) if s.new_segment_in.is_none() => *s = to_sync,
-                Some(_) => {}
-                None => syncs.push(to_sync),
-            }
-        }
         let started = std::time::Instant::now();
-        let result = syncs.iter().try_for_each(|s| s.sync()).map_err(|e| e.to_string());
+        let result = segments::sync_all(batch.iter().map(|(_, to_sync)| to_sync)).map_err(|e| e.to_string());
         crate::metrics::LOG_SYNC.observe(started.elapsed());
         metrics::record_flush(batch.len());
         for (cb, _) in batch {

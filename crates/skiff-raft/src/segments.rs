@@ -109,12 +109,24 @@ pub struct ToSync {
 
 impl ToSync {
     pub fn sync(&self) -> io::Result<()> {
-        self.file.sync_data()?;
-        match &self.new_segment_in {
-            Some(dir) => sync_dir(dir),
-            None => Ok(()),
+        sync_all([self])
+    }
+}
+
+/// Makes several appends durable with one sync per segment and per directory they name.
+pub fn sync_all<'a>(appends: impl IntoIterator<Item = &'a ToSync>) -> io::Result<()> {
+    let mut files: Vec<&Arc<File>> = Vec::new();
+    let mut dirs: Vec<&PathBuf> = Vec::new();
+    for append in appends {
+        if !files.iter().any(|f| Arc::ptr_eq(f, &append.file)) {
+            files.push(&append.file);
+        }
+        if let Some(dir) = append.new_segment_in.as_ref().filter(|d| !dirs.contains(d)) {
+            dirs.push(dir);
         }
     }
+    files.iter().try_for_each(|f| f.sync_data())?;
+    dirs.iter().try_for_each(|d| sync_dir(d))
 }
 
 /// A run of consecutive records in one segment, to be read without holding the log's lock.
@@ -162,10 +174,12 @@ fn parse(buf: &[u8]) -> Result<Record<'_>, String> {
     let Some(header) = buf.get(..HEADER) else {
         return Err(format!("{} bytes where a record header needs {HEADER}", buf.len()));
     };
-    let word = |at: usize| u32::from_le_bytes([header[at], header[at + 1], header[at + 2], header[at + 3]]);
-    let len = word(0) as usize;
-    let crc = word(4);
-    let index = u64::from(word(8)) | (u64::from(word(12)) << 32);
+    let mut fields = [0u8; HEADER];
+    fields.copy_from_slice(header);
+    let [l0, l1, l2, l3, c0, c1, c2, c3, index @ ..] = fields;
+    let len = u32::from_le_bytes([l0, l1, l2, l3]) as usize;
+    let crc = u32::from_le_bytes([c0, c1, c2, c3]);
+    let index = u64::from_le_bytes(index);
     let Some(payload) = buf.get(HEADER..HEADER + len) else {
         return Err(format!("record of entry {index} needs {len} bytes, {} left", buf.len() - HEADER));
     };
