@@ -16,7 +16,7 @@ export SKIFF_BIN="${BIN:-$SKIFF_BIN}"
 out="${1:-/tmp/profile}"
 start_creates_only "$out.bench.log"
 sleep 5
-pids="$(pgrep -f "skiff server" | paste -sd, -)"
+pids="$(pgrep -f "$(basename "$SKIFF_BIN") server" | paste -sd, -)"
 graph=()
 [ -n "${CALL_GRAPH:-}" ] && graph=(--call-graph "$CALL_GRAPH")
 perf record -q -F 499 "${graph[@]}" -p "$pids" -o "$out.data" -- sleep 10 2>/dev/null

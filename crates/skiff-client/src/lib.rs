@@ -445,6 +445,7 @@ impl Client {
 /// snapshot; [`Reflector::changed`] wakes them when something arrived.
 pub struct Reflector<T> {
     items: Arc<Mutex<BTreeMap<String, Arc<T>>>>,
+    changes: Arc<Mutex<Changes<T>>>,
     revision: Arc<std::sync::atomic::AtomicU64>,
     changed: Arc<Notify>,
     synced: Arc<std::sync::atomic::AtomicBool>,
@@ -478,17 +479,19 @@ impl<T: DeserializeOwned + Clone + Send + Sync + 'static> Reflector<T> {
 
     fn start_inner(client: Client, path: &str, prepare: fn(&mut T), identify: Option<Identify<T>>) -> Self {
         let items: Arc<Mutex<BTreeMap<String, Arc<T>>>> = Arc::new(Mutex::new(BTreeMap::new()));
+        let changes = Arc::new(Mutex::new(Changes::Any));
         let changed = Arc::new(Notify::new());
         let synced = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let revision = Arc::new(std::sync::atomic::AtomicU64::new(0));
         let cache = Cache {
             items: items.clone(),
+            changes: changes.clone(),
             changed: changed.clone(),
             synced: synced.clone(),
             revision: revision.clone(),
         };
         let task = tokio::spawn(reflect(client, path.to_string(), cache, Transform { prepare, identify }));
-        Self { items, revision, changed, synced, task }
+        Self { items, changes, revision, changed, synced, task }
     }
 
     /// The newest resourceVersion this cache has seen (from a list, an event or a bookmark):
@@ -500,6 +503,12 @@ impl<T: DeserializeOwned + Clone + Send + Sync + 'static> Reflector<T> {
     /// The objects as last seen, shared rather than copied.
     pub fn shared(&self) -> Vec<Arc<T>> {
         self.items.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).values().cloned().collect()
+    }
+
+    /// What changed since the last call (everything, before the first): a reader that only
+    /// needs to act on some changes can tell whether any arrived without looking at every object.
+    pub fn take_changes(&self) -> Changes<T> {
+        std::mem::replace(&mut *self.changes.lock().unwrap_or_else(|poisoned| poisoned.into_inner()), Changes::none())
     }
 
     /// Whether the first list has arrived (before that, the snapshot is empty, not "nothing").
@@ -529,9 +538,37 @@ fn key_of(obj: &Value) -> String {
     format!("{}/{}", meta["namespace"].as_str().unwrap_or(""), meta["name"].as_str().unwrap_or(""))
 }
 
+/// What changed in a [`Reflector`]'s cache since [`Reflector::take_changes`] was last called.
+#[derive(Debug)]
+pub enum Changes<T> {
+    /// Only these objects were added or modified, each as it is now, oldest change first.
+    Upserted(Vec<Arc<T>>),
+    /// Anything: an object was deleted, the collection was listed again, or more objects
+    /// changed than are kept one by one ([`MAX_TRACKED_CHANGES`]).
+    Any,
+}
+
+impl<T> Changes<T> {
+    fn none() -> Self {
+        Self::Upserted(Vec::new())
+    }
+
+    fn upserted(&mut self, object: &Arc<T>) {
+        match self {
+            Self::Upserted(objects) if objects.len() < MAX_TRACKED_CHANGES => objects.push(object.clone()),
+            _ => *self = Self::Any,
+        }
+    }
+}
+
+/// The most upserts [`Changes`] names one by one; a reader that takes them less often learns
+/// only that anything changed.
+pub const MAX_TRACKED_CHANGES: usize = 4096;
+
 /// What a reflector's task shares with its [`Reflector`].
 struct Cache<T> {
     items: Arc<Mutex<BTreeMap<String, Arc<T>>>>,
+    changes: Arc<Mutex<Changes<T>>>,
     changed: Arc<Notify>,
     synced: Arc<std::sync::atomic::AtomicBool>,
     revision: Arc<std::sync::atomic::AtomicU64>,
@@ -659,7 +696,14 @@ fn parse_event<T: DeserializeOwned>(line: &[u8], transform: Transform<T>) -> Cac
 
 async fn reflect<T: DeserializeOwned>(client: Client, path: String, cache: Cache<T>, transform: Transform<T>) {
     use futures::StreamExt;
-    let Cache { items, changed, synced, revision } = cache;
+    let Cache { items, changes, changed, synced, revision } = cache;
+    let note = |change: Option<&Arc<T>>| {
+        let mut changes = changes.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        match change {
+            Some(object) => changes.upserted(object),
+            None => *changes = Changes::Any,
+        }
+    };
     let seen = |rv: u64| revision.fetch_max(rv, std::sync::atomic::Ordering::AcqRel);
     loop {
         let list = match client.list::<Value>(&path).await {
@@ -681,6 +725,7 @@ async fn reflect<T: DeserializeOwned>(client: Client, path: String, cache: Cache
             })
             .collect();
         *items.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = fresh;
+        note(None);
         seen(list.resource_version.parse().unwrap_or(0));
         synced.store(true, std::sync::atomic::Ordering::Release);
         changed.notify_one();
@@ -697,11 +742,14 @@ async fn reflect<T: DeserializeOwned>(client: Client, path: String, cache: Cache
             let Ok(line) = line else { break };
             let rv = match parse_event::<T>(&line, transform) {
                 CacheEvent::Upsert { key, rv, object } => {
-                    items.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).insert(key, Arc::new(object));
+                    let object = Arc::new(object);
+                    items.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).insert(key, object.clone());
+                    note(Some(&object));
                     rv
                 }
                 CacheEvent::Delete { key, rv } => {
                     items.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).remove(&key);
+                    note(None);
                     rv
                 }
                 CacheEvent::Bookmark { rv } => {
@@ -730,6 +778,22 @@ mod crypto_tests {
 #[cfg(test)]
 mod cache_event_tests {
     use super::*;
+
+    #[test]
+    fn changes_name_upserts_until_there_are_too_many() {
+        let mut changes = Changes::none();
+        let object = Arc::new(1u8);
+        changes.upserted(&object);
+        assert!(matches!(&changes, Changes::Upserted(objects) if objects.len() == 1));
+        for _ in 1..MAX_TRACKED_CHANGES {
+            changes.upserted(&object);
+        }
+        assert!(matches!(&changes, Changes::Upserted(objects) if objects.len() == MAX_TRACKED_CHANGES));
+        changes.upserted(&object);
+        assert!(matches!(changes, Changes::Any), "one more than is kept is just 'anything'");
+        changes.upserted(&object);
+        assert!(matches!(changes, Changes::Any), "and stays so until taken");
+    }
 
     /// A typed object, standing in for a Kubernetes type.
     #[derive(Debug, PartialEq, Deserialize)]

@@ -15,6 +15,7 @@ pub mod nodelifecycle;
 pub mod podgc;
 pub mod replicaset;
 pub mod rootca;
+pub mod routine;
 pub mod serviceaccounts;
 pub mod snapshot;
 pub mod workload;

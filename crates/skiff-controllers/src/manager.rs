@@ -14,9 +14,11 @@ use std::time::Duration;
 use std::time::Instant;
 
 use futures::StreamExt;
+use k8s_openapi::api::core::v1::Pod;
 use serde::de::DeserializeOwned;
 use serde_json::json;
 use serde_json::Value;
+use skiff_client::Changes;
 use skiff_client::Client;
 use skiff_client::ClientError;
 use skiff_client::Reflector;
@@ -165,6 +167,34 @@ impl Caches {
         }
     }
 
+    /// The revisions every cache but the pods' has seen: when they are unchanged, only pods
+    /// changed.
+    fn revisions_but_pods(&self) -> [u64; 11] {
+        [
+            self.namespaces.revision(),
+            self.nodes.revision(),
+            self.leases.revision(),
+            self.services.revision(),
+            self.endpoints.revision(),
+            self.endpoint_slices.revision(),
+            self.replica_sets.revision(),
+            self.deployments.revision(),
+            self.service_accounts.revision(),
+            self.config_maps.revision(),
+            self.secrets.revision(),
+        ]
+    }
+
+    /// Whether a round can be left out: since the last one, nothing changed but routine pods
+    /// (`crate::routine`), which no controller acts on.
+    fn only_routine_pods_changed(&self, pods: &Changes<Pod>, others_then: &[u64; 11]) -> bool {
+        if self.revisions_but_pods() != *others_then {
+            return false;
+        }
+        let selecting = crate::routine::selecting_namespaces(&self.replica_sets.shared(), &self.services.shared());
+        crate::routine::only_routine(pods, &selecting)
+    }
+
     /// The revision the cache of `resource` (a plural name) has seen, if it is cached.
     fn revision(&self, resource: &str) -> Option<u64> {
         Some(match resource {
@@ -197,6 +227,10 @@ async fn lead(client: Client, token: u64, settings: Settings) {
 /// The reconcile rounds of the snapshot controllers, until dropped.
 async fn rounds(writer: &Client, caches: &Caches, settings: &Settings) {
     let mut pause = Duration::ZERO;
+    // What the last round saw, to leave out rounds that could decide nothing new.
+    let mut last_round = Instant::now();
+    let mut others_then = [0; 11];
+    let mut acted = true;
     loop {
         tokio::select! {
             _ = caches.changed() => {}
@@ -207,7 +241,17 @@ async fn rounds(writer: &Client, caches: &Caches, settings: &Settings) {
         if !caches.synced() {
             continue;
         }
+        // Time-driven decisions (a node's heartbeat overdue) and retries of failed writes still
+        // get a round every `resync` and after every round that acted.
+        // Taken before the snapshot: a pod that changes after this is taken in again next time.
+        let pods = caches.pods.take_changes();
+        let due = acted || last_round.elapsed() >= settings.resync;
+        if !due && caches.only_routine_pods_changed(&pods, &others_then) {
+            continue;
+        }
         let started = Instant::now();
+        last_round = started;
+        others_then = caches.revisions_but_pods();
         let snapshot = caches.snapshot();
         let config = settings.config.clone();
         // Reconciling is CPU work over every cached object: on the blocking pool, so it never
@@ -217,7 +261,8 @@ async fn rounds(writer: &Client, caches: &Caches, settings: &Settings) {
             continue;
         };
         pause = round_pause(started.elapsed());
-        if actions.is_empty() {
+        acted = !actions.is_empty();
+        if !acted {
             continue;
         }
         let written = carry_out(writer, actions, settings.parallel_writes).await;

@@ -83,12 +83,23 @@ fn get_meta<T: serde::de::DeserializeOwned>(db: &DB, key: &[u8]) -> io::Result<O
 }
 
 /// The log store; cheap to clone (clones share the files, the database and the flusher).
-#[derive(Clone)]
 pub struct LogStore {
     db: Arc<DB>,
     log: Arc<Mutex<Log>>,
     flusher: Arc<Flusher>,
+    /// The buffer appends frame their records in, kept between appends.
+    batch: Batch,
 }
+
+impl Clone for LogStore {
+    fn clone(&self) -> Self {
+        Self { db: self.db.clone(), log: self.log.clone(), flusher: self.flusher.clone(), batch: Batch::default() }
+    }
+}
+
+/// The largest append buffer kept for the next append (a full AppendEntries of 2 KiB objects
+/// fits; a bigger one is freed).
+const KEEP_BATCH_BYTES: usize = 8 << 20;
 
 /// The segments, the id of their last entry (`None` when they hold none) and the newest entries.
 struct Log {
@@ -195,7 +206,8 @@ impl LogStore {
             .spawn(move || flusher(flush_rx))
             .map_err(|e| tracing::error!("cannot start the log flusher: {e}"))
             .ok();
-        Ok(Self { db, log: Arc::new(Mutex::new(log)), flusher: Arc::new(Flusher { tx: Some(flush_tx), thread }) })
+        let flusher = Arc::new(Flusher { tx: Some(flush_tx), thread });
+        Ok(Self { db, log: Arc::new(Mutex::new(log)), flusher, batch: Batch::default() })
     }
 
     fn cf(&self, name: &str) -> io::Result<&rocksdb::ColumnFamily> {
@@ -350,7 +362,8 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         I: IntoIterator<Item = Entry> + OptionalSend,
         I::IntoIter: OptionalSend,
     {
-        let mut batch = Batch::default();
+        let batch = &mut self.batch;
+        batch.clear(KEEP_BATCH_BYTES);
         let mut appended = Vec::new();
         for entry in entries {
             batch.push(entry.log_id.index, |buf| {
@@ -360,7 +373,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         }
         let file = {
             let mut log = self.log.lock();
-            let file = log.segments.append(&batch)?;
+            let file = log.segments.append(batch)?;
             if let Some(entry) = appended.last() {
                 log.last = Some(entry.log_id);
             }

@@ -98,6 +98,19 @@ impl Batch {
     pub fn is_empty(&self) -> bool {
         self.records.is_empty()
     }
+
+    /// Empties the batch for the next append but keeps its buffer: a buffer allocated afresh for
+    /// every append is returned to the system when freed and faulted in again page by page, which
+    /// cost followers a tenth of their time. One that grew past `keep` bytes (a catch-up burst)
+    /// is let go.
+    pub fn clear(&mut self, keep: usize) {
+        if self.buf.capacity() > keep {
+            *self = Self::default();
+        } else {
+            self.buf.clear();
+            self.records.clear();
+        }
+    }
 }
 
 /// What makes an append durable: its segment's data and, for a segment the append started, the
