@@ -23,7 +23,7 @@
 //! Only the JSON shapes are handled here; decoding YAML, defaulting, validation and the 409 Status
 //! are the server's business.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::LazyLock;
 
 use serde_json::{json, Map, Value};
@@ -850,12 +850,14 @@ const INDEXED_ATTRS: [&str; 10] = [
 /// reference searches the definitions by a long shared-prefix name, and every field of every
 /// object written needs a few: the index turns that walk into one lookup per node.
 struct AttrIndex<'s> {
-    nodes: HashMap<usize, [Option<&'s Value>; INDEXED_ATTRS.len()]>,
+    /// Keyed by address with FNV: SipHash's resistance to chosen keys buys nothing for addresses
+    /// and cost as much as the lookup's other work.
+    nodes: fnv::FnvHashMap<usize, [Option<&'s Value>; INDEXED_ATTRS.len()]>,
 }
 
 impl<'s> AttrIndex<'s> {
     fn build(defs: &'s Map<String, Value>) -> Self {
-        let mut index = Self { nodes: HashMap::new() };
+        let mut index = Self { nodes: fnv::FnvHashMap::default() };
         let plain = Schemas { defs, index: None };
         for def in defs.values() {
             index.add(&plain, def);
