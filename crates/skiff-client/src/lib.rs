@@ -417,26 +417,52 @@ impl Client {
             return Err(ClientError::Status { code, reason: String::new(), message: format!("watch {path}") });
         }
         let body = response.into_body();
-        Ok(futures::stream::unfold((body, Vec::<u8>::new()), |(mut body, mut buf)| async move {
+        Ok(futures::stream::unfold((body, Lines::default()), |(mut body, mut lines)| async move {
             loop {
-                if let Some(end) = buf.iter().position(|b| *b == b'\n') {
-                    let line: Vec<u8> = buf.drain(..=end).collect();
-                    if line.iter().all(u8::is_ascii_whitespace) {
-                        continue;
-                    }
-                    return Some((Ok(line), (body, buf)));
+                if let Some(line) = lines.next_line() {
+                    return Some((Ok(line), (body, lines)));
                 }
                 match body.frame().await {
                     Some(Ok(frame)) => {
                         if let Ok(data) = frame.into_data() {
-                            buf.extend_from_slice(&data);
+                            lines.push(&data);
                         }
                     }
-                    Some(Err(e)) => return Some((Err(ClientError::Transport(e.to_string())), (body, Vec::new()))),
+                    Some(Err(e)) => {
+                        return Some((Err(ClientError::Transport(e.to_string())), (body, Lines::default())))
+                    }
                     None => return None,
                 }
             }
         }))
+    }
+}
+
+/// Splits a watch stream's bytes into its lines (one event each, blank lines skipped). A chunk
+/// can hold many events when the reader falls behind: a line is split off the front without
+/// moving the rest, and each byte is searched for the newline once.
+#[derive(Default)]
+struct Lines {
+    buf: bytes::BytesMut,
+    /// How much of `buf` is known to hold no newline.
+    scanned: usize,
+}
+
+impl Lines {
+    fn push(&mut self, data: &[u8]) {
+        self.buf.extend_from_slice(data);
+    }
+
+    fn next_line(&mut self) -> Option<Vec<u8>> {
+        while let Some(at) = memchr::memchr(b'\n', &self.buf[self.scanned..]) {
+            let line = self.buf.split_to(self.scanned + at + 1);
+            self.scanned = 0;
+            if !line.iter().all(u8::is_ascii_whitespace) {
+                return Some(line.to_vec());
+            }
+        }
+        self.scanned = self.buf.len();
+        None
     }
 }
 
@@ -778,6 +804,27 @@ mod crypto_tests {
 #[cfg(test)]
 mod cache_event_tests {
     use super::*;
+
+    #[test]
+    fn watch_bytes_split_into_lines_however_they_arrive() {
+        let stream = b"{\"a\":1}\n\n  \n{\"b\":2}\n{\"c\":3}\n";
+        for chunk in [1, 2, 5, stream.len()] {
+            let mut lines = Lines::default();
+            let mut got = Vec::new();
+            for piece in stream.chunks(chunk) {
+                lines.push(piece);
+                while let Some(line) = lines.next_line() {
+                    got.push(String::from_utf8(line).expect("utf-8"));
+                }
+            }
+            assert_eq!(got, ["{\"a\":1}\n", "{\"b\":2}\n", "{\"c\":3}\n"], "chunks of {chunk}");
+        }
+        let mut lines = Lines::default();
+        lines.push(b"{\"partial\":");
+        assert_eq!(lines.next_line(), None, "no line before its newline");
+        lines.push(b"true}\n");
+        assert_eq!(lines.next_line().as_deref(), Some(&b"{\"partial\":true}\n"[..]));
+    }
 
     #[test]
     fn changes_name_upserts_until_there_are_too_many() {
