@@ -589,7 +589,7 @@ impl<T> Changes<T> {
 
 /// The most upserts [`Changes`] names one by one; a reader that takes them less often learns
 /// only that anything changed.
-pub const MAX_TRACKED_CHANGES: usize = 4096;
+pub const MAX_TRACKED_CHANGES: usize = 16_384;
 
 /// What a reflector's task shares with its [`Reflector`].
 struct Cache<T> {

@@ -83,8 +83,9 @@ mod tests {
             "spec": {"containers": [{"name": "c", "image": "i"}]}, "status": {"phase": "Pending"}}))
     }
 
-    /// A cluster where every controller has something to do: a node gone silent with a pod on
-    /// it, a Deployment, a ReplicaSet short of pods and a Service, all in namespace `busy`.
+    /// A cluster where the controllers that read pods have something to do: a node gone silent
+    /// with a pod on it, an orphan, a pod on a missing node, a Deployment, a ReplicaSet short of
+    /// pods and a Service, all in namespace `busy`.
     fn busy_cluster() -> Snapshot {
         let now: jiff::Timestamp = "2026-01-01T01:00:00Z".parse().expect("time");
         let mut s = Snapshot::empty(now);
@@ -99,6 +100,14 @@ mod tests {
             "labels": {"app": "web"}},
             "spec": {"nodeName": "n1", "containers": [{"name": "c", "image": "i"}]},
             "status": {"phase": "Running", "podIP": "10.0.0.5"}})));
+        // An orphan (its owner is gone) for the garbage collector, and a pod bound to a node that
+        // does not exist for the pod GC.
+        s.pods.push(typed(json!({"metadata": {"namespace": "busy", "name": "orphan", "uid": "o1",
+            "ownerReferences": [{"apiVersion": "v1", "kind": "ConfigMap", "name": "gone", "uid": "gone1"}]},
+            "spec": {"containers": [{"name": "c", "image": "i"}]}, "status": {"phase": "Pending"}})));
+        s.pods.push(typed(json!({"metadata": {"namespace": "busy", "name": "stray", "uid": "st1"},
+            "spec": {"nodeName": "missing", "containers": [{"name": "c", "image": "i"}]},
+            "status": {"phase": "Running"}})));
         s.deployments.push(typed::<Deployment>(json!({"metadata": {"namespace": "busy", "name": "d", "uid": "d1",
             "generation": 1},
             "spec": {"replicas": 2, "selector": {"matchLabels": {"app": "d"}},
@@ -131,7 +140,9 @@ mod tests {
     fn routine_pods_change_no_decision() {
         let base = busy_cluster();
         let before = actions(&base);
-        for busy in ["serviceaccount", "nodelifecycle", "deployment", "replicaset", "endpoints"] {
+        for busy in
+            ["serviceaccount", "nodelifecycle", "deployment", "replicaset", "endpoints", "garbagecollector", "podgc"]
+        {
             assert!(before.iter().any(|a| a.starts_with(busy)), "the fixture must keep {busy} busy: {before:?}");
         }
         let selecting = selecting_namespaces(&base.replica_sets, &base.services);
