@@ -241,10 +241,10 @@ async fn rounds(writer: &Client, caches: &Caches, settings: &Settings) {
         if !caches.synced() {
             continue;
         }
-        // Time-driven decisions (a node's heartbeat overdue) and retries of failed writes still
-        // get a round every `resync` and after every round that acted.
         // Taken before the snapshot: a pod that changes after this is taken in again next time.
         let pods = caches.pods.take_changes();
+        // Time-driven decisions (a node's heartbeat overdue) and retries of failed writes still
+        // get a round every `resync` and after every round that acted.
         let due = acted || last_round.elapsed() >= settings.resync;
         if !due && caches.only_routine_pods_changed(&pods, &others_then) {
             continue;
