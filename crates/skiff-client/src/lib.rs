@@ -600,6 +600,35 @@ struct Cache<T> {
     revision: Arc<std::sync::atomic::AtomicU64>,
 }
 
+/// The objects and the record of their changes move together: a reader that skips work because
+/// [`Changes`] names only some upserts must never miss a delete or a relist.
+impl<T> Cache<T> {
+    fn changes(&self) -> std::sync::MutexGuard<'_, Changes<T>> {
+        self.changes.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn items(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Arc<T>>> {
+        self.items.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// A fresh list in place of everything held.
+    fn replace(&self, fresh: BTreeMap<String, Arc<T>>) {
+        *self.items() = fresh;
+        *self.changes() = Changes::Any;
+    }
+
+    fn upsert(&self, key: String, object: T) {
+        let object = Arc::new(object);
+        self.items().insert(key, object.clone());
+        self.changes().upserted(&object);
+    }
+
+    fn remove(&self, key: &str) {
+        self.items().remove(key);
+        *self.changes() = Changes::Any;
+    }
+}
+
 /// Reads a typed object's metadata, for its key and revision.
 type Identify<T> = fn(&T) -> &ObjectMeta;
 
@@ -722,15 +751,7 @@ fn parse_event<T: DeserializeOwned>(line: &[u8], transform: Transform<T>) -> Cac
 
 async fn reflect<T: DeserializeOwned>(client: Client, path: String, cache: Cache<T>, transform: Transform<T>) {
     use futures::StreamExt;
-    let Cache { items, changes, changed, synced, revision } = cache;
-    let note = |change: Option<&Arc<T>>| {
-        let mut changes = changes.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        match change {
-            Some(object) => changes.upserted(object),
-            None => *changes = Changes::Any,
-        }
-    };
-    let seen = |rv: u64| revision.fetch_max(rv, std::sync::atomic::Ordering::AcqRel);
+    let seen = |rv: u64| cache.revision.fetch_max(rv, std::sync::atomic::Ordering::AcqRel);
     loop {
         let list = match client.list::<Value>(&path).await {
             Ok(list) => list,
@@ -750,11 +771,10 @@ async fn reflect<T: DeserializeOwned>(client: Client, path: String, cache: Cache
                 Some((key, Arc::new(typed)))
             })
             .collect();
-        *items.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = fresh;
-        note(None);
+        cache.replace(fresh);
         seen(list.resource_version.parse().unwrap_or(0));
-        synced.store(true, std::sync::atomic::Ordering::Release);
-        changed.notify_one();
+        cache.synced.store(true, std::sync::atomic::Ordering::Release);
+        cache.changed.notify_one();
         let stream = match client.watch_lines(&path, &list.resource_version).await {
             Ok(stream) => stream,
             Err(e) => {
@@ -768,14 +788,11 @@ async fn reflect<T: DeserializeOwned>(client: Client, path: String, cache: Cache
             let Ok(line) = line else { break };
             let rv = match parse_event::<T>(&line, transform) {
                 CacheEvent::Upsert { key, rv, object } => {
-                    let object = Arc::new(object);
-                    items.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).insert(key, object.clone());
-                    note(Some(&object));
+                    cache.upsert(key, object);
                     rv
                 }
                 CacheEvent::Delete { key, rv } => {
-                    items.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).remove(&key);
-                    note(None);
+                    cache.remove(&key);
                     rv
                 }
                 CacheEvent::Bookmark { rv } => {
@@ -787,7 +804,7 @@ async fn reflect<T: DeserializeOwned>(client: Client, path: String, cache: Cache
             };
             // After the change is in the map, so a reader that sees the revision sees the change.
             seen(rv);
-            changed.notify_one();
+            cache.changed.notify_one();
         }
     }
 }
@@ -824,6 +841,30 @@ mod cache_event_tests {
         assert_eq!(lines.next_line(), None, "no line before its newline");
         lines.push(b"true}\n");
         assert_eq!(lines.next_line().as_deref(), Some(&b"{\"partial\":true}\n"[..]));
+    }
+
+    #[test]
+    fn a_cache_records_upserts_and_turns_deletes_and_lists_into_anything() {
+        let (items, changes) = (Arc::new(Mutex::new(BTreeMap::new())), Arc::new(Mutex::new(Changes::none())));
+        let cache = Cache {
+            items: items.clone(),
+            changes: changes.clone(),
+            changed: Arc::new(Notify::new()),
+            synced: Arc::new(std::sync::atomic::AtomicBool::new(false)),
+            revision: Arc::new(std::sync::atomic::AtomicU64::new(0)),
+        };
+        let take = || std::mem::replace(&mut *changes.lock().expect("lock"), Changes::none());
+        cache.upsert("a/p".into(), 1u8);
+        cache.upsert("a/q".into(), 2u8);
+        assert!(matches!(take(), Changes::Upserted(v) if v.iter().map(|o| **o).collect::<Vec<_>>() == [1, 2]));
+        assert_eq!(items.lock().expect("lock").len(), 2);
+        cache.upsert("a/r".into(), 3u8);
+        cache.remove("a/p");
+        assert!(matches!(take(), Changes::Any), "a delete is never routine");
+        assert!(!items.lock().expect("lock").contains_key("a/p"));
+        cache.replace(BTreeMap::from([("a/s".to_string(), Arc::new(4u8))]));
+        assert!(matches!(take(), Changes::Any), "nor is a relist");
+        assert!(matches!(take(), Changes::Upserted(v) if v.is_empty()), "taken means nothing is left");
     }
 
     #[test]

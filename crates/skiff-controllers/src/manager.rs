@@ -30,6 +30,9 @@ use crate::Reconcile;
 use crate::Snapshot;
 
 /// Every controller the manager runs, by the name its logs and metrics use.
+///
+/// A controller added here that acts on pods must act on none that `crate::routine` calls
+/// routine, or the manager will leave out the rounds it needs; `routine`'s tests run this list.
 pub const CONTROLLERS: &[(&str, Reconcile)] = &[
     ("serviceaccount", crate::serviceaccounts::reconcile),
     ("root-ca-cert-publisher", crate::rootca::reconcile),
