@@ -29,11 +29,11 @@ mod slices;
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 
+use crate::pod::Pod;
 use k8s_openapi::api::core::v1::EndpointAddress;
 use k8s_openapi::api::core::v1::EndpointPort;
 use k8s_openapi::api::core::v1::Endpoints;
 use k8s_openapi::api::core::v1::ObjectReference;
-use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::api::core::v1::ServicePort;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;

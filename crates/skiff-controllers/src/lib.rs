@@ -12,6 +12,7 @@ pub mod ipam;
 pub mod manager;
 pub mod namespace;
 pub mod nodelifecycle;
+pub mod pod;
 pub mod podgc;
 pub mod replicaset;
 pub mod rootca;

@@ -13,8 +13,8 @@ use std::sync::Arc;
 use std::time::Duration;
 use std::time::Instant;
 
+use crate::pod::Pod;
 use futures::StreamExt;
-use k8s_openapi::api::core::v1::Pod;
 use serde::de::DeserializeOwned;
 use serde_json::json;
 use serde_json::Value;
@@ -83,7 +83,7 @@ struct Caches {
     namespaces: Reflector<k8s_openapi::api::core::v1::Namespace>,
     nodes: Reflector<k8s_openapi::api::core::v1::Node>,
     leases: Reflector<k8s_openapi::api::coordination::v1::Lease>,
-    pods: Reflector<k8s_openapi::api::core::v1::Pod>,
+    pods: Reflector<Pod>,
     services: Reflector<k8s_openapi::api::core::v1::Service>,
     endpoints: Reflector<k8s_openapi::api::core::v1::Endpoints>,
     endpoint_slices: Reflector<k8s_openapi::api::discovery::v1::EndpointSlice>,

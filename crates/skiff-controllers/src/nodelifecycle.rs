@@ -42,11 +42,11 @@
 use std::collections::BTreeMap;
 use std::collections::BTreeSet;
 
+use crate::pod::Pod;
 use jiff::SignedDuration;
 use jiff::Timestamp;
 use k8s_openapi::api::core::v1::Node;
 use k8s_openapi::api::core::v1::NodeCondition;
-use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::api::core::v1::PodCondition;
 use k8s_openapi::api::core::v1::Taint;
 use k8s_openapi::api::core::v1::Toleration;

@@ -27,8 +27,8 @@
 use std::collections::BTreeMap;
 use std::collections::BTreeSet;
 
+use crate::pod::Pod;
 use k8s_openapi::api::core::v1::Node;
-use k8s_openapi::api::core::v1::Pod;
 use serde_json::json;
 use serde_json::Value;
 

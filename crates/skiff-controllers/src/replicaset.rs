@@ -16,8 +16,8 @@
 
 use std::collections::BTreeMap;
 
+use crate::pod::Pod;
 use k8s_openapi::api::apps::v1::ReplicaSet;
-use k8s_openapi::api::core::v1::Pod;
 use serde_json::json;
 use serde_json::Value;
 

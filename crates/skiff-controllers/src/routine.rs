@@ -20,9 +20,10 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use k8s_openapi::api::apps::v1::ReplicaSet;
-use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::api::core::v1::Service;
 use skiff_client::Changes;
+
+use crate::pod::Pod;
 
 /// The namespaces where a pod's labels alone can matter: those with a ReplicaSet or a Service
 /// with a selector.
@@ -153,6 +154,31 @@ mod tests {
             with.pods.push(pod);
         }
         assert_eq!(actions(&with), before);
+    }
+
+    /// The manager's pod cache leaves annotations out (`crate::pod`): every controller must
+    /// decide the same whatever a pod's annotations say.
+    #[test]
+    fn pod_annotations_change_no_decision() {
+        let base = busy_cluster();
+        let before = actions(&base);
+        let mut annotated = base.clone();
+        for pod in &mut annotated.pods {
+            let mut with = Pod::clone(pod);
+            with.metadata.annotations = Some(
+                [
+                    ("kubectl.kubernetes.io/last-applied-configuration", "{}"),
+                    ("deployment.kubernetes.io/revision", "7"),
+                    ("controller.kubernetes.io/pod-deletion-cost", "-100"),
+                    ("endpoints.kubernetes.io/hostname", "h"),
+                ]
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            );
+            *pod = Arc::new(with);
+        }
+        assert_eq!(actions(&annotated), before);
     }
 
     #[test]

@@ -26,7 +26,7 @@ use std::collections::BTreeMap;
 use std::collections::VecDeque;
 use std::net::IpAddr;
 
-use k8s_openapi::api::core::v1::Pod;
+use crate::pod::Pod;
 use k8s_openapi::api::discovery::v1::Endpoint as SliceEndpoint;
 use k8s_openapi::api::discovery::v1::EndpointPort as SlicePortObject;
 use k8s_openapi::api::discovery::v1::EndpointSlice;
