@@ -845,6 +845,19 @@ const INDEXED_ATTRS: [&str; 10] = [
     "default",
 ];
 
+/// Where [`INDEXED_ATTRS`] keeps each attribute, for the hot lookups ([`Schemas::attrs_at`]):
+/// finding a name among ten cost more than the indexed lookup itself.
+mod at {
+    pub const TYPE: usize = 0;
+    pub const PROPERTIES: usize = 1;
+    pub const MAP_TYPE: usize = 2;
+    pub const ADDITIONAL_PROPERTIES: usize = 3;
+    pub const ITEMS: usize = 4;
+    pub const PATCH_MERGE_KEY: usize = 5;
+    pub const LIST_TYPE: usize = 6;
+    pub const LIST_MAP_KEYS: usize = 7;
+}
+
 /// [`INDEXED_ATTRS`] of every node of a schema set, each already resolved through `$ref` and
 /// `allOf`, keyed by the node's address (the set is never changed once indexed). Resolving a
 /// reference searches the definitions by a long shared-prefix name, and every field of every
@@ -933,6 +946,14 @@ impl<'s> Schemas<'s> {
         found
     }
 
+    /// [`Self::attrs`] by their places in [`INDEXED_ATTRS`] (see [`at`]).
+    fn attrs_at<const N: usize>(&self, node: &'s Value, places: [usize; N]) -> [Option<&'s Value>; N] {
+        match self.index.and_then(|index| index.get(node)) {
+            Some(all) => places.map(|place| all[place]),
+            None => self.attrs(node, places.map(|place| INDEXED_ATTRS[place])),
+        }
+    }
+
     fn fill_attrs<const N: usize>(
         &self,
         node: &'s Value,
@@ -964,7 +985,7 @@ impl<'s> Schemas<'s> {
             return Ok(if value.is_object() { Shape::Object { props: None, extra: None } } else { Shape::Leaf });
         };
         let [declared, props, map_type, extra] =
-            self.attrs(node, ["type", "properties", "x-kubernetes-map-type", "additionalProperties"]);
+            self.attrs_at(node, [at::TYPE, at::PROPERTIES, at::MAP_TYPE, at::ADDITIONAL_PROPERTIES]);
         let declared = declared.and_then(Value::as_str);
         let props = props.and_then(Value::as_object);
         match value {
@@ -993,10 +1014,8 @@ impl<'s> Schemas<'s> {
     }
 
     fn list_shape(&self, node: &'s Value) -> Shape<'s> {
-        let [items, merge_key, list_type, map_keys] = self.attrs(
-            node,
-            ["items", "x-kubernetes-patch-merge-key", "x-kubernetes-list-type", "x-kubernetes-list-map-keys"],
-        );
+        let [items, merge_key, list_type, map_keys] =
+            self.attrs_at(node, [at::ITEMS, at::PATCH_MERGE_KEY, at::LIST_TYPE, at::LIST_MAP_KEYS]);
         let merge_key = merge_key.and_then(Value::as_str);
         match list_type.and_then(Value::as_str) {
             Some("set") => Shape::Set { items },
@@ -1057,18 +1076,21 @@ impl<'s> Schemas<'s> {
                 })
                 .collect(),
             (Shape::Set { .. } | Shape::MapList { .. }, Value::Array(items)) => {
-                self.elements(items, shape, path, errors)
+                self.elements(items, shape, path, errors, true)
             }
             _ => Vec::new(),
         }
     }
 
+    /// The elements of `list`. `with_key_fields` fills each map-list element's `key_fields`,
+    /// which only pruning reads: building them cost a creator's walk a string per element.
     fn elements<'v>(
         &self,
         list: &'v [Value],
         shape: &Shape<'s>,
         path: &[String],
         errors: &mut Vec<String>,
+        with_key_fields: bool,
     ) -> Vec<Child<'v, 's>> {
         let mut seen = BTreeSet::new();
         let mut elements = Vec::with_capacity(list.len());
@@ -1077,7 +1099,12 @@ impl<'s> Schemas<'s> {
                 Shape::Set { items } => (*items, Ok(format!("v:{item}")), Vec::new(), true),
                 Shape::MapList { items, keys } => {
                     let key = self.element_key(item, *items, keys).map(|key| format!("k:{key}"));
-                    (*items, key, keys.iter().map(|name| format!("f:{name}")).collect(), false)
+                    let key_fields = if with_key_fields {
+                        keys.iter().map(|name| ["f:", name].concat()).collect()
+                    } else {
+                        Vec::new()
+                    };
+                    (*items, key, key_fields, false)
                 }
                 _ => return elements,
             };
@@ -1166,7 +1193,7 @@ impl<'s> Schemas<'s> {
         let mut children = Map::new();
         let elements = match (&shape, value) {
             (Shape::Set { .. } | Shape::MapList { .. }, Value::Array(items)) => {
-                self.elements(items, &shape, path, &mut Vec::new())
+                self.elements(items, &shape, path, &mut Vec::new(), false)
             }
             _ => Vec::new(),
         };
@@ -1260,10 +1287,13 @@ impl<'s> Schemas<'s> {
             }
             (Shape::MapList { .. }, Value::Array(current), Value::Array(wanted)) => {
                 let mut ignored = Vec::new();
-                let existing: Vec<String> =
-                    self.elements(current, &shape, &[], &mut ignored).into_iter().map(|child| child.key).collect();
+                let existing: Vec<String> = self
+                    .elements(current, &shape, &[], &mut ignored, false)
+                    .into_iter()
+                    .map(|child| child.key)
+                    .collect();
                 let mut merged = current.clone();
-                for element in self.elements(wanted, &shape, &[], &mut ignored) {
+                for element in self.elements(wanted, &shape, &[], &mut ignored, false) {
                     match existing.iter().position(|key| *key == element.key) {
                         Some(index) => merged[index] = self.merge(&current[index], element.value, element.schema),
                         None => merged.push(strip_nulls(element.value)),
@@ -1608,6 +1638,13 @@ mod tests {
             }
             let pairs = ["type", "properties", "x-kubernetes-map-type", "additionalProperties"];
             assert_eq!(indexed.attrs(node, pairs), plain.attrs(node, pairs));
+            let places = [at::TYPE, at::PROPERTIES, at::MAP_TYPE, at::ADDITIONAL_PROPERTIES];
+            assert_eq!(indexed.attrs_at(node, places), plain.attrs(node, pairs));
+            assert_eq!(plain.attrs_at(node, places), plain.attrs(node, pairs));
+            let list =
+                ["items", "x-kubernetes-patch-merge-key", "x-kubernetes-list-type", "x-kubernetes-list-map-keys"];
+            let places = [at::ITEMS, at::PATCH_MERGE_KEY, at::LIST_TYPE, at::LIST_MAP_KEYS];
+            assert_eq!(indexed.attrs_at(node, places), plain.attrs(node, list));
             checked += 1;
         }
         assert!(checked > 1000, "only {checked} nodes checked");
