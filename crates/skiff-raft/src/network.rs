@@ -52,6 +52,17 @@ pub fn channel(addr: &str, local: Option<IpAddr>) -> Result<Channel, tonic::tran
 }
 
 /// [`channel`], over TLS with `tls` when given (a Raft port with mutual TLS, see [`crate::tls`]).
+/// HTTP/2 flow-control windows for peer connections, both ways. With HTTP/2's default of 64 KiB
+/// a batch of appended entries (often hundreds of KiB) was sent a window at a time, each waiting
+/// for the receiver's window update.
+pub const STREAM_WINDOW: u32 = 4 << 20;
+pub const CONNECTION_WINDOW: u32 = 8 << 20;
+
+/// The largest HTTP/2 frame a server here accepts. At HTTP/2's default of 16 KiB a batch of
+/// entries left as one write per 16 KiB frame (most of a leader's system calls under load),
+/// and arrived as as many reads and buffer allocations.
+pub const MAX_FRAME: u32 = 1 << 20;
+
 pub fn channel_with(
     addr: &str,
     local: Option<IpAddr>,
@@ -63,7 +74,9 @@ pub fn channel_with(
         .connect_timeout(Duration::from_millis(500))
         .tcp_nodelay(true)
         .http2_keep_alive_interval(Duration::from_secs(5))
-        .keep_alive_timeout(Duration::from_secs(5));
+        .keep_alive_timeout(Duration::from_secs(5))
+        .initial_stream_window_size(STREAM_WINDOW)
+        .initial_connection_window_size(CONNECTION_WINDOW);
     Ok(match tls {
         Some(config) => endpoint.connect_with_connector_lazy(TlsConnector { config: config.clone(), local }),
         None => endpoint.connect_lazy(),

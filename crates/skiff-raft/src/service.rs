@@ -47,6 +47,9 @@ pub async fn serve(node: Arc<RaftNode>, listener: TcpListener) {
     let svc = Service { node };
     let router = tonic::transport::Server::builder()
         .tcp_nodelay(true)
+        .initial_stream_window_size(crate::network::STREAM_WINDOW)
+        .initial_connection_window_size(crate::network::CONNECTION_WINDOW)
+        .max_frame_size(crate::network::MAX_FRAME)
         .add_service(
             RaftTransportServer::new(svc.clone())
                 .max_decoding_message_size(MAX_MESSAGE)
