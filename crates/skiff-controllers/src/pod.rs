@@ -3,9 +3,10 @@
 //! The manager caches every pod in the cluster, and the leader pays for each one it decodes and
 //! keeps. `k8s_openapi`'s `Pod` is about 2 KiB before its first string, and every `Container`
 //! another 2 KiB, nearly all of it `None`; its decoder builds every field, `managedFields` (a JSON
-//! tree) included, only for the cache to drop most of them. Measured under pod creates with no
-//! controller to act, that cache cost the servers 15% of their CPU per create (see
-//! `docs/benchmarks.md`, eleventh session): decoding, and faulting in the memory it grew by.
+//! tree) included, only for the cache to drop most of them. Under pod creates with no controller
+//! to act, watching and caching every pod that way cost the servers 15% of their CPU per create
+//! (`docs/benchmarks.md`, eleventh session), much of it decoding and faulting in the memory the
+//! cache grew by; with these types the leader grows half as much per pod.
 //!
 //! The types here have the field names and types of `k8s_openapi`'s, so a controller reads a pod
 //! the same way whichever it holds; a spec or status field missing here is a compile error, not a
@@ -31,7 +32,7 @@ use serde::Serialize;
 /// A pod, as far as the controllers read it.
 #[derive(Clone, Debug, Default, PartialEq, Deserialize, Serialize)]
 pub struct Pod {
-    #[serde(default, deserialize_with = "meta_without_managed_fields")]
+    #[serde(default, deserialize_with = "meta_for_controllers")]
     pub metadata: ObjectMeta,
     #[serde(default)]
     pub spec: Option<PodSpec>,
@@ -129,7 +130,7 @@ fn null_as_default<'de, D: serde::Deserializer<'de>, T: Default + Deserialize<'d
 /// `metadata` decoded without `managedFields` and `annotations`, which no controller reads of a
 /// pod: managedFields would be decoded into a JSON tree only to be dropped, and annotations are
 /// often a pod's bulk (`kubectl apply`'s last-applied configuration is a copy of the whole pod).
-fn meta_without_managed_fields<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<ObjectMeta, D::Error> {
+fn meta_for_controllers<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<ObjectMeta, D::Error> {
     let Some(wire) = Option::<MetaWire>::deserialize(deserializer)? else { return Ok(ObjectMeta::default()) };
     Ok(ObjectMeta {
         annotations: None,

@@ -51,11 +51,12 @@ pub fn channel(addr: &str, local: Option<IpAddr>) -> Result<Channel, tonic::tran
     channel_with(addr, local, None)
 }
 
-/// [`channel`], over TLS with `tls` when given (a Raft port with mutual TLS, see [`crate::tls`]).
-/// HTTP/2 flow-control windows for peer connections, both ways. With HTTP/2's default of 64 KiB
-/// a batch of appended entries (often hundreds of KiB) was sent a window at a time, each waiting
-/// for the receiver's window update.
+/// The HTTP/2 flow-control window of each stream between peers, both ways. With HTTP/2's
+/// default of 64 KiB, a batch of appended entries (often hundreds of KiB) went a window at a
+/// time, each waiting for the receiver's window update.
 pub const STREAM_WINDOW: u32 = 4 << 20;
+
+/// The HTTP/2 flow-control window of each connection between peers, shared by its streams.
 pub const CONNECTION_WINDOW: u32 = 8 << 20;
 
 /// The largest HTTP/2 frame a server here accepts. At HTTP/2's default of 16 KiB a batch of
@@ -63,6 +64,7 @@ pub const CONNECTION_WINDOW: u32 = 8 << 20;
 /// and arrived as as many reads and buffer allocations.
 pub const MAX_FRAME: u32 = 1 << 20;
 
+/// [`channel`], over TLS with `tls` when given (a Raft port with mutual TLS, see [`crate::tls`]).
 pub fn channel_with(
     addr: &str,
     local: Option<IpAddr>,
