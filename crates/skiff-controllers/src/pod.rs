@@ -29,14 +29,16 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use serde::Deserialize;
 use serde::Serialize;
 
+// A missing `Option` field decodes as `None` by itself; `default` is written only where a custom
+// decoder would otherwise make the field required. `Serialize` is for tests that edit a cached
+// pod as JSON.
+
 /// A pod, as far as the controllers read it.
 #[derive(Clone, Debug, Default, PartialEq, Deserialize, Serialize)]
 pub struct Pod {
     #[serde(default, deserialize_with = "meta_for_controllers")]
     pub metadata: ObjectMeta,
-    #[serde(default)]
     pub spec: Option<PodSpec>,
-    #[serde(default)]
     pub status: Option<PodStatus>,
 }
 
@@ -46,15 +48,10 @@ pub struct Pod {
 pub struct PodSpec {
     #[serde(default, deserialize_with = "null_as_default")]
     pub containers: Vec<Container>,
-    #[serde(default)]
     pub hostname: Option<String>,
-    #[serde(default)]
     pub init_containers: Option<Vec<Container>>,
-    #[serde(default)]
     pub node_name: Option<String>,
-    #[serde(default)]
     pub subdomain: Option<String>,
-    #[serde(default)]
     pub tolerations: Option<Vec<Toleration>>,
 }
 
@@ -65,9 +62,7 @@ pub struct PodSpec {
 pub struct Container {
     #[serde(default, deserialize_with = "null_as_default")]
     pub name: String,
-    #[serde(default)]
     pub ports: Option<Vec<ContainerPort>>,
-    #[serde(default)]
     pub restart_policy: Option<String>,
 }
 
@@ -75,15 +70,12 @@ pub struct Container {
 #[derive(Clone, Debug, Default, PartialEq, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct PodStatus {
-    #[serde(default)]
     pub conditions: Option<Vec<PodCondition>>,
-    #[serde(default)]
     pub container_statuses: Option<Vec<ContainerStatus>>,
-    #[serde(default)]
     pub phase: Option<String>,
-    #[serde(default, rename = "podIP")]
+    #[serde(rename = "podIP")]
     pub pod_ip: Option<String>,
-    #[serde(default, rename = "podIPs")]
+    #[serde(rename = "podIPs")]
     pub pod_ips: Option<Vec<PodIP>>,
 }
 
@@ -155,31 +147,18 @@ fn meta_for_controllers<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Re
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct MetaWire {
-    #[serde(default)]
     creation_timestamp: Option<Time>,
-    #[serde(default)]
     deletion_grace_period_seconds: Option<i64>,
-    #[serde(default)]
     deletion_timestamp: Option<Time>,
-    #[serde(default)]
     finalizers: Option<Vec<String>>,
-    #[serde(default)]
     generate_name: Option<String>,
-    #[serde(default)]
     generation: Option<i64>,
-    #[serde(default)]
     labels: Option<BTreeMap<String, String>>,
-    #[serde(default)]
     name: Option<String>,
-    #[serde(default)]
     namespace: Option<String>,
-    #[serde(default)]
     owner_references: Option<Vec<OwnerReference>>,
-    #[serde(default)]
     resource_version: Option<String>,
-    #[serde(default)]
     self_link: Option<String>,
-    #[serde(default)]
     uid: Option<String>,
 }
 
