@@ -90,7 +90,7 @@ mod tests {
 
     fn object(value: &str, revision: u64) -> StoredObject {
         StoredObject {
-            value: value.as_bytes().to_vec(),
+            value: bytes::Bytes::copy_from_slice(value.as_bytes()),
             revision,
             create_revision: revision,
             uid: format!("u{revision}"),
@@ -103,7 +103,7 @@ mod tests {
     }
 
     fn value(got: Option<Option<StoredObject>>) -> Option<Option<Vec<u8>>> {
-        got.map(|o| o.map(|o| o.value))
+        got.map(|o| o.map(|o| o.value.to_vec()))
     }
 
     #[test]

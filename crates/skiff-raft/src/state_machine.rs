@@ -26,6 +26,7 @@ use std::io::Cursor;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use bytes::Bytes;
 use futures::Stream;
 use futures::TryStreamExt;
 use openraft::storage::EntryResponder;
@@ -65,10 +66,13 @@ const KEY_APPLIED: &[u8] = b"applied";
 const KEY_MEMBERSHIP: &[u8] = b"membership";
 
 /// An object as stored under its key.
+///
+/// `value` is shared, not copied, between the log entry that wrote it, the batch being applied
+/// and the reply. `Bytes` encodes as `serde_bytes` does a `Vec<u8>`, so stored objects and
+/// snapshots read the same as before it was shared.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct StoredObject {
-    #[serde(with = "serde_bytes")]
-    pub value: Vec<u8>,
+    pub value: Bytes,
     pub revision: u64,
     pub create_revision: u64,
     pub uid: String,
@@ -76,7 +80,13 @@ pub struct StoredObject {
 
 impl StoredObject {
     pub fn into_record(self, key: String) -> Record {
-        Record { key, value: self.value, revision: self.revision, create_revision: self.create_revision, uid: self.uid }
+        Record {
+            key,
+            value: self.value.into(),
+            revision: self.revision,
+            create_revision: self.create_revision,
+            uid: self.uid,
+        }
     }
 }
 
@@ -208,19 +218,22 @@ impl StateMachine {
 /// if it names that term, i.e. only if the leadership that issued it appended it. An entry keeps
 /// its term when a later leader commits it, so a write made in time is not lost to a leader
 /// change, and one that reached the log through any later leader is refused.
+///
+/// The outcome is the change's event (whose record is also the write's reply) or why the
+/// command was refused; the outer `Err` is a failure to read the stored state.
 fn apply_command(
     db: &DB,
     overlay: &mut HashMap<String, Option<StoredObject>>,
     cmd: Command,
     index: u64,
     term: u64,
-) -> io::Result<(CommandResult, Option<Event>)> {
+) -> io::Result<Result<Event, StoreError>> {
     let cmd = match cmd {
         Command::Fenced { term: fence, inner } if fence != term => {
             crate::metrics::record_fenced(fence, false);
             let key = inner.key().to_string();
             let reason = format!("the leadership of term {fence} has ended (written in term {term})");
-            return Ok((CommandResult(Err(StoreError::Fenced { key, reason })), None));
+            return Ok(Err(StoreError::Fenced { key, reason }));
         }
         Command::Fenced { term: fence, inner } => {
             crate::metrics::record_fenced(fence, true);
@@ -236,40 +249,37 @@ fn apply_command(
             None => None,
         },
     };
-    let fail = |e: StoreError| Ok((CommandResult(Err(e)), None));
-    let current_record = |obj: &StoredObject| obj.clone().into_record(key.clone());
     let (kind, new_obj, event_obj) = match cmd {
         Command::Create { value, uid, .. } => {
             if current.is_some() {
-                return fail(StoreError::AlreadyExists { key });
+                return Ok(Err(StoreError::AlreadyExists { key }));
             }
-            let obj = StoredObject { value: value.into(), revision: index, create_revision: index, uid };
+            let obj = StoredObject { value, revision: index, create_revision: index, uid };
             (EventKind::Created, Some(obj.clone()), obj)
         }
         Command::Update { value, precondition, .. } => {
             let Some(cur) = current else {
-                return fail(StoreError::NotFound { key });
+                return Ok(Err(StoreError::NotFound { key }));
             };
-            if let Err(reason) = precondition.check(&current_record(&cur)) {
-                return fail(StoreError::Conflict { key, reason });
+            if let Err(reason) = precondition.check_identity(cur.revision, &cur.uid) {
+                return Ok(Err(StoreError::Conflict { key, reason }));
             }
-            let obj = StoredObject { value: value.into(), revision: index, ..cur };
+            let obj = StoredObject { value, revision: index, ..cur };
             (EventKind::Updated, Some(obj.clone()), obj)
         }
         Command::Delete { precondition, .. } => {
             let Some(cur) = current else {
-                return fail(StoreError::NotFound { key });
+                return Ok(Err(StoreError::NotFound { key }));
             };
-            if let Err(reason) = precondition.check(&current_record(&cur)) {
-                return fail(StoreError::Conflict { key, reason });
+            if let Err(reason) = precondition.check_identity(cur.revision, &cur.uid) {
+                return Ok(Err(StoreError::Conflict { key, reason }));
             }
             (EventKind::Deleted, None, StoredObject { revision: index, ..cur })
         }
-        Command::Fenced { .. } => return fail(StoreError::Invalid("a fenced write inside a fenced write".into())),
+        Command::Fenced { .. } => return Ok(Err(StoreError::Invalid("a fenced write inside a fenced write".into()))),
     };
     overlay.insert(key.clone(), new_obj);
-    let record = event_obj.into_record(key);
-    Ok((CommandResult(Ok(record.clone())), Some(Event { kind, record })))
+    Ok(Ok(Event { kind, record: event_obj.into_record(key) }))
 }
 
 impl RaftStateMachine<TypeConfig> for StateMachine {
@@ -294,9 +304,15 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                 EntryPayload::Blank => None,
                 EntryPayload::Normal(cmd) => {
                     let term = entry.log_id.leader_id.term;
-                    let (result, event) = apply_command(self.db(), &mut overlay, cmd, index, term)?;
-                    events.extend(event);
-                    Some(result)
+                    let outcome = apply_command(self.db(), &mut overlay, cmd, index, term)?;
+                    // Only a write whose client waits here (on the leader that took it) is
+                    // answered: a follower copies no record for nobody.
+                    let reply = responder.is_some().then(|| match &outcome {
+                        Ok(event) => CommandResult(Ok(event.record.clone())),
+                        Err(e) => CommandResult(Err(e.clone())),
+                    });
+                    events.extend(outcome.ok());
+                    reply
                 }
                 EntryPayload::Membership(m) => {
                     self.membership = StoredMembership::new(Some(entry.log_id), m);
@@ -449,5 +465,85 @@ impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
         })
         .await
         .map_err(io::Error::other)?
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use skiff_store::Precondition;
+
+    use super::*;
+
+    /// Objects and snapshots written before values were shared (a `Vec<u8>` through
+    /// `serde_bytes`) are on disk: they must read, and be written, unchanged.
+    #[test]
+    fn stored_objects_keep_their_encoding() {
+        #[derive(Serialize)]
+        struct Before {
+            #[serde(with = "serde_bytes")]
+            value: Vec<u8>,
+            revision: u64,
+            create_revision: u64,
+            uid: String,
+        }
+        let old = Before { value: b"{\"a\":1}".to_vec(), revision: 7, create_revision: 5, uid: "u".into() };
+        let bytes = encode(&old).expect("encode");
+        let now: StoredObject = decode(&bytes).expect("decode");
+        assert_eq!(
+            (&now.value[..], now.revision, now.create_revision, now.uid.as_str()),
+            (&b"{\"a\":1}"[..], 7, 5, "u")
+        );
+        assert_eq!(encode(&now).expect("encode"), bytes, "and encode the same way");
+    }
+
+    fn create(key: &str, value: &'static [u8]) -> Command {
+        Command::Create { key: key.into(), value: Bytes::from_static(value), uid: format!("uid-{key}") }
+    }
+
+    fn update(key: &str, value: &'static [u8], precondition: Precondition) -> Command {
+        Command::Update { key: key.into(), value: Bytes::from_static(value), precondition }
+    }
+
+    fn delete(key: &str, precondition: Precondition) -> Command {
+        Command::Delete { key: key.into(), precondition }
+    }
+
+    /// One batch that writes the same key several times: each command sees the ones before it,
+    /// preconditions are checked against them, and the events carry each state in turn.
+    #[test]
+    fn a_batch_sees_its_own_earlier_writes() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let data = crate::datadir::open(&dir.path().join("data"), 1).expect("datadir");
+        let mut overlay = HashMap::new();
+        let mut apply = |cmd: Command, index: u64| apply_command(&data.db, &mut overlay, cmd, index, 1).expect("apply");
+
+        let created = apply(create("/a", b"one"), 10).expect("create");
+        assert_eq!(
+            (created.kind, created.record.value.as_slice(), created.record.revision),
+            (EventKind::Created, &b"one"[..], 10)
+        );
+        assert!(matches!(apply(create("/a", b"again"), 11), Err(StoreError::AlreadyExists { .. })));
+        let stale = apply(update("/a", b"two", Precondition::revision(9)), 12);
+        assert!(
+            matches!(stale, Err(StoreError::Conflict { ref reason, .. }) if reason.contains("current is 10")),
+            "{stale:?}"
+        );
+        let updated = apply(update("/a", b"two", Precondition::revision(10)), 13).expect("update");
+        assert_eq!(
+            (updated.record.value.as_slice(), updated.record.revision, updated.record.create_revision),
+            (&b"two"[..], 13, 10)
+        );
+        let wrong_uid = Precondition { revision: None, uid: Some("someone-else".into()) };
+        assert!(matches!(apply(delete("/a", wrong_uid), 14), Err(StoreError::Conflict { .. })));
+        let mine = Precondition { revision: Some(13), uid: Some("uid-/a".into()) };
+        let deleted = apply(delete("/a", mine), 15).expect("delete");
+        // A deletion's event carries the object as it was, at the deletion's revision.
+        assert_eq!(
+            (deleted.kind, deleted.record.value.as_slice(), deleted.record.revision),
+            (EventKind::Deleted, &b"two"[..], 15)
+        );
+        assert!(matches!(apply(delete("/a", Precondition::none()), 16), Err(StoreError::NotFound { .. })));
+        apply(create("/a", b"three"), 17).expect("created again after the delete");
+        assert!(matches!(overlay.get("/a"), Some(Some(obj)) if obj.value == b"three"[..] && obj.create_revision == 17));
     }
 }

@@ -47,14 +47,20 @@ impl Precondition {
 
     /// Checks the precondition against the current record; `Err` holds the reason.
     pub fn check(&self, current: &Record) -> Result<(), String> {
+        self.check_identity(current.revision, &current.uid)
+    }
+
+    /// [`Self::check`] against the current object's revision and uid alone, which are all it
+    /// reads.
+    pub fn check_identity(&self, revision: Revision, uid: &str) -> Result<(), String> {
         if let Some(rev) = self.revision {
-            if rev != current.revision {
-                return Err(format!("expected revision {rev}, current is {}", current.revision));
+            if rev != revision {
+                return Err(format!("expected revision {rev}, current is {revision}"));
             }
         }
-        if let Some(uid) = &self.uid {
-            if uid != &current.uid {
-                return Err(format!("expected uid {uid}, current is {}", current.uid));
+        if let Some(expected) = &self.uid {
+            if expected != uid {
+                return Err(format!("expected uid {expected}, current is {uid}"));
             }
         }
         Ok(())
