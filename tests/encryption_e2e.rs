@@ -107,7 +107,7 @@ fn read_secret(k: &Kubectl) -> String {
 
 async fn raw_value(cluster: &ProcessCluster, key: &str) -> Vec<u8> {
     let store = cluster.client();
-    store.get(key, Consistency::Linearizable).await.expect("raw read").expect("present").value
+    store.get(key, Consistency::Linearizable).await.expect("raw read").expect("present").value.to_vec()
 }
 
 async fn restart_all(cluster: &mut ProcessCluster) {

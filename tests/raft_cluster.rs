@@ -640,7 +640,7 @@ async fn paused_leader_serves_no_stale_reads_after_resuming() {
     let views = converged_views(&cluster).await;
     for (id, view) in views {
         let rec = view.iter().find(|r| r.key == "pause/k").expect("key present");
-        assert_eq!((rec.revision, rec.value.as_slice()), (v2.revision, &b"v2"[..]), "server {id}");
+        assert_eq!((rec.revision, rec.value.as_ref()), (v2.revision, &b"v2"[..]), "server {id}");
     }
 }
 
@@ -709,6 +709,6 @@ async fn writes_fenced_by_a_paused_leaders_term_are_refused_after_it_resumes() {
         let keys: Vec<&str> = view.iter().map(|r| r.key.as_str()).filter(|k| k.starts_with("fence/")).collect();
         assert_eq!(keys, vec!["fence/a", "fence/new"], "server {id}");
         let a = view.iter().find(|r| r.key == "fence/a").expect("present");
-        assert_eq!(a.value, b"1", "server {id}: the fenced-off update changed the value");
+        assert_eq!(a.value, &b"1"[..], "server {id}: the fenced-off update changed the value");
     }
 }

@@ -157,7 +157,7 @@ async fn raft_port_requires_cluster_peer_or_admin_certificates() {
     for s in &cluster.servers {
         cluster.wait_applied(s.id, a.revision, Duration::from_secs(10)).await.expect("replicated");
         let local = cluster.client_for(s.id).expect("client").get("tls/a", Consistency::Local).await.expect("read");
-        assert_eq!(local.map(|r| r.value), Some(b"1".to_vec()), "server {}", s.id);
+        assert_eq!(local.map(|r| r.value.to_vec()), Some(b"1".to_vec()), "server {}", s.id);
     }
     cluster.kill(leader).expect("kill leader");
     let _new_leader = eventually("a new leader over TLS", Duration::from_secs(20), || async {

@@ -160,15 +160,19 @@ mod tests {
         let obj = json!({"metadata": {"name": "a", "resourceVersion": "7"}});
         let bytes = to_bytes(&obj).expect("encodes");
         assert!(!String::from_utf8_lossy(&bytes).contains("resourceVersion"));
-        let rec = Record { key: "k".into(), value: bytes, revision: 42, create_revision: 40, uid: "u".into() };
+        let rec = Record { key: "k".into(), value: bytes.into(), revision: 42, create_revision: 40, uid: "u".into() };
         assert_eq!(from_record(&rec).expect("decodes")["metadata"]["resourceVersion"], "42");
         assert!(parse_rv("x").is_err());
         let spliced: Value = serde_json::from_slice(&record_json(&rec).expect("splices")).expect("valid JSON");
         assert_eq!(spliced, from_record(&rec).expect("decodes"));
-        let empty = Record { value: br#"{"apiVersion":"v1","kind":"X","metadata":{}}"#.to_vec(), ..rec.clone() };
+        let empty = Record {
+            value: bytes::Bytes::from_static(br#"{"apiVersion":"v1","kind":"X","metadata":{}}"#),
+            ..rec.clone()
+        };
         let spliced: Value = serde_json::from_slice(&record_json(&empty).expect("splices")).expect("valid JSON");
         assert_eq!(spliced["metadata"]["resourceVersion"], "42");
-        let odd = Record { value: br#"{"a":{"metadata":{}},"metadata":{"name":"n"}}"#.to_vec(), ..rec };
+        let odd =
+            Record { value: bytes::Bytes::from_static(br#"{"a":{"metadata":{}},"metadata":{"name":"n"}}"#), ..rec };
         let parsed: Value = serde_json::from_slice(&record_json(&odd).expect("falls back")).expect("valid JSON");
         assert_eq!(parsed["metadata"]["resourceVersion"], "42");
         assert!(parsed["a"]["metadata"].get("resourceVersion").is_none());

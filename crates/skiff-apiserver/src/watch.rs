@@ -301,7 +301,7 @@ mod tests {
     fn record(value: &Value) -> Record {
         Record {
             key: "/registry/core/pods/a/web".into(),
-            value: serde_json::to_vec(value).expect("encode"),
+            value: serde_json::to_vec(value).expect("encode").into(),
             revision: 42,
             create_revision: 40,
             uid: "u1".into(),

@@ -105,4 +105,25 @@ mod tests {
         assert_eq!(now, Command::Create { key: "/k".into(), value: Bytes::from_static(b"{\"a\":1}"), uid: "u".into() });
         assert_eq!(crate::codec::encode(&now).expect("encode"), bytes, "and encode the same way");
     }
+
+    /// A record crosses between servers (a forwarded write's reply, a remote read) in bincode:
+    /// sharing its value as `Bytes` must not change that encoding, or servers of two versions
+    /// would not understand each other during a rolling upgrade.
+    #[test]
+    fn records_keep_their_encoding() {
+        #[derive(Serialize)]
+        struct Before {
+            key: String,
+            #[serde(with = "serde_bytes")]
+            value: Vec<u8>,
+            revision: u64,
+            create_revision: u64,
+            uid: String,
+        }
+        let old = Before { key: "/k".into(), value: b"{}".to_vec(), revision: 9, create_revision: 3, uid: "u".into() };
+        let bytes = crate::codec::encode(&old).expect("encode");
+        let now: skiff_store::Record = crate::codec::decode(&bytes).expect("decode");
+        assert_eq!((now.key.as_str(), &now.value[..], now.revision, now.create_revision), ("/k", &b"{}"[..], 9, 3));
+        assert_eq!(crate::codec::encode(&now).expect("encode"), bytes, "and encode the same way");
+    }
 }

@@ -80,13 +80,7 @@ pub struct StoredObject {
 
 impl StoredObject {
     pub fn into_record(self, key: String) -> Record {
-        Record {
-            key,
-            value: self.value.into(),
-            revision: self.revision,
-            create_revision: self.create_revision,
-            uid: self.uid,
-        }
+        Record { key, value: self.value, revision: self.revision, create_revision: self.create_revision, uid: self.uid }
     }
 }
 
@@ -519,7 +513,7 @@ mod tests {
 
         let created = apply(create("/a", b"one"), 10).expect("create");
         assert_eq!(
-            (created.kind, created.record.value.as_slice(), created.record.revision),
+            (created.kind, created.record.value.as_ref(), created.record.revision),
             (EventKind::Created, &b"one"[..], 10)
         );
         assert!(matches!(apply(create("/a", b"again"), 11), Err(StoreError::AlreadyExists { .. })));
@@ -530,7 +524,7 @@ mod tests {
         );
         let updated = apply(update("/a", b"two", Precondition::revision(10)), 13).expect("update");
         assert_eq!(
-            (updated.record.value.as_slice(), updated.record.revision, updated.record.create_revision),
+            (updated.record.value.as_ref(), updated.record.revision, updated.record.create_revision),
             (&b"two"[..], 13, 10)
         );
         let wrong_uid = Precondition { revision: None, uid: Some("someone-else".into()) };
@@ -539,7 +533,7 @@ mod tests {
         let deleted = apply(delete("/a", mine), 15).expect("delete");
         // A deletion's event carries the object as it was, at the deletion's revision.
         assert_eq!(
-            (deleted.kind, deleted.record.value.as_slice(), deleted.record.revision),
+            (deleted.kind, deleted.record.value.as_ref(), deleted.record.revision),
             (EventKind::Deleted, &b"two"[..], 15)
         );
         assert!(matches!(apply(delete("/a", Precondition::none()), 16), Err(StoreError::NotFound { .. })));

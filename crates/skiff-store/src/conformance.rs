@@ -46,7 +46,7 @@ async fn create_then_get<S: Store + ?Sized>(s: &S, p: &str) {
     let key = format!("{p}a");
     let rec = s.create(&key, b"v1".to_vec(), "uid-1").await.expect("create");
     assert_eq!(rec.key, key, "create returns the key");
-    assert_eq!(rec.value, b"v1", "create returns the value");
+    assert_eq!(rec.value, &b"v1"[..], "create returns the value");
     assert!(rec.revision > 0, "create assigns a revision");
     assert_eq!(rec.create_revision, rec.revision, "create_revision of a new object");
     assert_eq!(rec.uid, "uid-1");
@@ -100,7 +100,7 @@ async fn update_with_revision<S: Store + ?Sized>(s: &S, p: &str) {
     assert_eq!(got, v2, "a conflicting update changes nothing");
     let v3 = s.update(&key, b"3".to_vec(), Precondition::none()).await.expect("unconditional update");
     assert!(v3.revision > v2.revision);
-    assert_eq!(v3.value, b"3");
+    assert_eq!(v3.value, &b"3"[..]);
 }
 
 async fn delete_with_preconditions<S: Store + ?Sized>(s: &S, p: &str) {
@@ -115,7 +115,7 @@ async fn delete_with_preconditions<S: Store + ?Sized>(s: &S, p: &str) {
     let right = Precondition { revision: Some(v1.revision), uid: Some("uid-a".into()) };
     let gone = s.delete(&key, right).await.expect("delete");
     assert!(gone.revision > v1.revision, "a delete gets its own revision");
-    assert_eq!(gone.value, b"x", "delete returns the last value");
+    assert_eq!(gone.value, &b"x"[..], "delete returns the last value");
     assert_eq!(s.get(&key, Consistency::Linearizable).await.expect("get"), None);
     let again = s.create(&key, b"y".to_vec(), "uid-c").await.expect("re-create after delete");
     assert!(again.create_revision > gone.revision, "a new incarnation has a new create_revision");
@@ -188,9 +188,9 @@ async fn watch_delivers_changes_in_order<S: Store + ?Sized>(s: &S, p: &str) {
     // Replay from before the changes.
     let mut w = s.watch(p, start).await.expect("watch");
     let e1 = next_event(&mut w).await;
-    assert_eq!((e1.kind, e1.revision(), e1.record.value.as_slice()), (EventKind::Created, c.revision, &b"1"[..]));
+    assert_eq!((e1.kind, e1.revision(), e1.record.value.as_ref()), (EventKind::Created, c.revision, &b"1"[..]));
     let e2 = next_event(&mut w).await;
-    assert_eq!((e2.kind, e2.revision(), e2.record.value.as_slice()), (EventKind::Updated, u.revision, &b"2"[..]));
+    assert_eq!((e2.kind, e2.revision(), e2.record.value.as_ref()), (EventKind::Updated, u.revision, &b"2"[..]));
     let e3 = next_event(&mut w).await;
     assert_eq!((e3.kind, e3.revision()), (EventKind::Deleted, d.revision));
 
@@ -230,7 +230,7 @@ async fn fenced_writes_need_the_current_leadership<S: Store + ?Sized>(s: &S, p: 
     }
     assert!(s.get(&other, Consistency::Linearizable).await.expect("get").is_none(), "a fenced-off create was written");
     let current = s.get(&key, Consistency::Linearizable).await.expect("get").expect("present");
-    assert_eq!((current.revision, current.value.as_slice()), (updated.revision, &b"2"[..]));
+    assert_eq!((current.revision, current.value.as_ref()), (updated.revision, &b"2"[..]));
     // The usual rules still hold under a fence.
     let err = s.write_fenced(token, update(created.revision)).await.expect_err("stale revision");
     assert!(matches!(err, StoreError::Conflict { .. }), "got {err:?}");

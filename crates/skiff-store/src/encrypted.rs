@@ -222,7 +222,7 @@ impl Sealer {
     /// A record read from the inner store, with its value as the caller wrote it.
     fn open(&self, mut record: Record) -> Result<Record, StoreError> {
         if self.covers(&record.key) {
-            record.value = self.keyring().open(&record.key, std::mem::take(&mut record.value))?;
+            record.value = self.keyring().open(&record.key, Vec::from(std::mem::take(&mut record.value)))?.into();
         }
         Ok(record)
     }
@@ -279,7 +279,7 @@ impl EncryptedStore {
         }
         let sealed = self.sealer.seal(key, &value)?;
         let mut record = write(sealed).await?;
-        record.value = value;
+        record.value = value.into();
         Ok(record)
     }
 }
@@ -397,7 +397,7 @@ mod tests {
     }
 
     async fn raw(mem: &MemStore, key: &str) -> Vec<u8> {
-        mem.get(key, Consistency::Linearizable).await.expect("get").expect("present").value
+        mem.get(key, Consistency::Linearizable).await.expect("get").expect("present").value.to_vec()
     }
 
     fn contains(haystack: &[u8], needle: &[u8]) -> bool {
@@ -416,7 +416,7 @@ mod tests {
         let (mem, enc) = setup(&["key1"]);
         let key = format!("{SECRETS}default/s");
         let created = enc.create(&key, b"hunter2".to_vec(), "u").await.expect("create");
-        assert_eq!(created.value, b"hunter2", "create returns the plaintext");
+        assert_eq!(created.value, &b"hunter2"[..], "create returns the plaintext");
         let stored = raw(&mem, &key).await;
         assert!(stored.starts_with(b"k8s:enc:aesgcm:v1:key1:"), "stored {stored:?}");
         assert!(!contains(&stored, b"hunter2"), "plaintext inside the stored value");
@@ -431,16 +431,16 @@ mod tests {
 
         let updated = enc.update(&key, b"hunter3".to_vec(), Precondition::revision(created.revision)).await;
         let updated = updated.expect("update");
-        assert_eq!(updated.value, b"hunter3");
+        assert_eq!(updated.value, &b"hunter3"[..]);
         assert!(!contains(&raw(&mem, &key).await, b"hunter3"));
         let deleted = enc.delete(&key, Precondition::none()).await.expect("delete");
-        assert_eq!(deleted.value, b"hunter3", "delete returns the last plaintext");
+        assert_eq!(deleted.value, &b"hunter3"[..], "delete returns the last plaintext");
 
         let mut watch = enc.watch("", 0).await.expect("watch");
         let mut seen = Vec::new();
         while seen.len() < 3 {
             match tokio::time::timeout(Duration::from_secs(5), watch.next()).await {
-                Ok(Some(Ok(WatchItem::Event(e)))) => seen.push((e.kind, e.record.value)),
+                Ok(Some(Ok(WatchItem::Event(e)))) => seen.push((e.kind, e.record.value.to_vec())),
                 Ok(Some(Ok(WatchItem::Progress(_)))) => {}
                 other => panic!("watch: {other:?}"),
             }
@@ -523,8 +523,8 @@ mod tests {
         let key = format!("{SECRETS}ns/legacy");
         mem.create(&key, br#"{"data":{"a":"Yg=="}}"#.to_vec(), "u").await.expect("raw create");
         let got = enc.get(&key, Consistency::Linearizable).await.expect("get").expect("present");
-        assert_eq!(got.value, br#"{"data":{"a":"Yg=="}}"#);
-        enc.update(&key, got.value.clone(), Precondition::none()).await.expect("rewrite");
+        assert_eq!(got.value, &br#"{"data":{"a":"Yg=="}}"#[..]);
+        enc.update(&key, got.value.to_vec(), Precondition::none()).await.expect("rewrite");
         assert!(raw(&mem, &key).await.starts_with(b"k8s:enc:aesgcm:v1:key1:"), "rewriting encrypts it");
     }
 
@@ -536,11 +536,11 @@ mod tests {
         enc.set_keyring(keyring(&["key2", "key1"]));
         assert_eq!(enc.keyring().primary(), "key2");
         let got = enc.get(&a, Consistency::Linearizable).await.expect("get").expect("present");
-        assert_eq!(got.value, b"old", "readable with the old key second");
+        assert_eq!(got.value, &b"old"[..], "readable with the old key second");
         enc.create(&b, b"new".to_vec(), "u").await.expect("create");
         assert!(raw(&mem, &b).await.starts_with(b"k8s:enc:aesgcm:v1:key2:"));
         // Rewrite everything, then drop the old key.
-        enc.update(&a, got.value, Precondition::none()).await.expect("rewrite");
+        enc.update(&a, got.value.to_vec(), Precondition::none()).await.expect("rewrite");
         assert!(raw(&mem, &a).await.starts_with(b"k8s:enc:aesgcm:v1:key2:"));
         enc.set_keyring(keyring(&["key2"]));
         let page = enc.list(SECRETS, ListOptions::default()).await.expect("list");
@@ -558,7 +558,7 @@ mod tests {
         assert!(enc.needs_rewrite(&plain).await, "plaintext under the prefix");
         enc.set_keyring(keyring(&["key11", "key1"]));
         assert!(enc.needs_rewrite(&rec).await, "sealed with an older key (key1 is a prefix of key11)");
-        let rec = enc.update(&a, rec.value, Precondition::none()).await.expect("rewrite");
+        let rec = enc.update(&a, rec.value.to_vec(), Precondition::none()).await.expect("rewrite");
         assert!(!enc.needs_rewrite(&rec).await);
         let stale = Record { revision: rec.revision - 1, ..rec };
         assert!(!enc.needs_rewrite(&stale).await, "a record that is not the stored one");
@@ -577,7 +577,7 @@ mod tests {
         // Even a value that looks sealed is returned as stored outside the prefixes.
         mem.update(key, b"k8s:enc:aesgcm:v1:key9:xyz".to_vec(), Precondition::none()).await.expect("raw");
         let got = enc.get(key, Consistency::Linearizable).await.expect("get").expect("present");
-        assert_eq!(got.value, b"k8s:enc:aesgcm:v1:key9:xyz");
+        assert_eq!(got.value, &b"k8s:enc:aesgcm:v1:key9:xyz"[..]);
         assert!(!enc.covers(key) && enc.covers(&format!("{SECRETS}ns/s")));
     }
 
@@ -590,16 +590,16 @@ mod tests {
             .write_fenced(token, Write::Create { key: key.clone(), value: b"one".to_vec(), uid: "u".into() })
             .await
             .expect("create");
-        assert_eq!(c.value, b"one");
+        assert_eq!(c.value, &b"one"[..]);
         assert!(is_encrypted(&raw(&mem, &key).await));
         let u = Write::Update { key: key.clone(), value: b"two".to_vec(), precondition: Precondition::none() };
-        assert_eq!(enc.write_fenced(token, u).await.expect("update").value, b"two");
+        assert_eq!(enc.write_fenced(token, u).await.expect("update").value, &b"two"[..]);
         let stored = raw(&mem, &key).await;
         assert!(is_encrypted(&stored) && !contains(&stored, b"two"));
         let stale = Write::Update { key: key.clone(), value: b"x".to_vec(), precondition: Precondition::none() };
         assert!(matches!(enc.write_fenced(token + 1, stale).await, Err(StoreError::Fenced { .. })));
         let d = enc.write_fenced(token, Write::Delete { key, precondition: Precondition::none() }).await;
-        assert_eq!(d.expect("delete").value, b"two");
+        assert_eq!(d.expect("delete").value, &b"two"[..]);
     }
 
     #[test]

@@ -92,7 +92,7 @@ mod tests {
         let err = fenced.delete("k", Precondition::none()).await.expect_err("stale");
         assert!(matches!(err, StoreError::Fenced { .. }), "got {err:?}");
         assert_eq!(
-            fenced.get("k", Consistency::Linearizable).await.expect("read").map(|r| r.value),
+            fenced.get("k", Consistency::Linearizable).await.expect("read").map(|r| r.value.to_vec()),
             Some(b"1".to_vec())
         );
         // Plain writes to the store itself are not fenced.

@@ -152,13 +152,13 @@ impl MemStore {
                 if current.is_some() {
                     return Err(StoreError::AlreadyExists { key: key.clone() });
                 }
-                let record = Record { key: key.clone(), value, revision: rev, create_revision: rev, uid };
+                let record = Record { key: key.clone(), value: value.into(), revision: rev, create_revision: rev, uid };
                 Ok((EventKind::Created, record))
             }),
             Write::Update { key, value, precondition } => self.write(&key, fence, |current, rev| {
                 let current = current.ok_or_else(|| StoreError::NotFound { key: key.clone() })?;
                 precondition.check(current).map_err(|reason| StoreError::Conflict { key: key.clone(), reason })?;
-                Ok((EventKind::Updated, Record { value, revision: rev, ..current.clone() }))
+                Ok((EventKind::Updated, Record { value: value.into(), revision: rev, ..current.clone() }))
             }),
             Write::Delete { key, precondition } => self.write(&key, fence, |current, rev| {
                 let current = current.ok_or_else(|| StoreError::NotFound { key: key.clone() })?;

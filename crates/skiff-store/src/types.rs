@@ -8,8 +8,9 @@ pub type Revision = u64;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Record {
     pub key: String,
-    #[serde(with = "serde_bytes")]
-    pub value: Vec<u8>,
+    /// Shared, not copied, by the store's layers: the write, its log entry, the watch window's
+    /// event and every reply hold the same bytes. Encodes as a `serde_bytes` `Vec<u8>` did.
+    pub value: bytes::Bytes,
     /// Revision of the change that last wrote this object (for a deleted record: the deletion).
     pub revision: Revision,
     /// Revision of the change that created this object.

@@ -224,7 +224,13 @@ mod tests {
     fn ev(key: &str, rev: Revision) -> Event {
         Event {
             kind: EventKind::Created,
-            record: Record { key: key.into(), value: vec![], revision: rev, create_revision: rev, uid: String::new() },
+            record: Record {
+                key: key.into(),
+                value: bytes::Bytes::new(),
+                revision: rev,
+                create_revision: rev,
+                uid: String::new(),
+            },
         }
     }
 
