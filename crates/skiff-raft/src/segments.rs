@@ -597,7 +597,10 @@ mod tests {
             b
         };
         let to_sync = log.append(&long(1..40)).expect("append");
-        assert!(to_sync.end > 3 * CACHE_PAGE && !to_sync.end.is_multiple_of(CACHE_PAGE), "spans pages, ends inside one");
+        assert!(
+            to_sync.end > 3 * CACHE_PAGE && !to_sync.end.is_multiple_of(CACHE_PAGE),
+            "spans pages, ends inside one"
+        );
         to_sync.sync().expect("sync");
         log.append(&long(40..45)).expect("append").sync().expect("sync");
         let all = read(&log, 0, 100);
