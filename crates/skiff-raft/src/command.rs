@@ -73,12 +73,25 @@ impl std::fmt::Display for CommandResult {
 impl From<skiff_store::Write> for Command {
     fn from(write: skiff_store::Write) -> Self {
         match write {
-            skiff_store::Write::Create { key, value, uid } => Command::Create { key, value: value.into(), uid },
+            skiff_store::Write::Create { key, value, uid } => Command::Create { key, value: compact(value), uid },
             skiff_store::Write::Update { key, value, precondition } => {
-                Command::Update { key, value: value.into(), precondition }
+                Command::Update { key, value: compact(value), precondition }
             }
             skiff_store::Write::Delete { key, precondition } => Command::Delete { key, precondition },
         }
+    }
+}
+
+/// A written value as the buffer the log, the state machine and the watch window share. That
+/// buffer outlives the write (the window keeps up to its capacity of events), and a value fresh
+/// from a serializer sits in a buffer grown by doubling, up to twice its length: such a value is
+/// copied once into a buffer of its own size. The allocator would not give the spare room back
+/// on shrinking in place.
+fn compact(value: Vec<u8>) -> Bytes {
+    if value.capacity() - value.len() > value.len() / 8 {
+        Bytes::copy_from_slice(&value)
+    } else {
+        value.into()
     }
 }
 
@@ -125,5 +138,32 @@ mod tests {
         let now: skiff_store::Record = crate::codec::decode(&bytes).expect("decode");
         assert_eq!((now.key.as_str(), &now.value[..], now.revision, now.create_revision), ("/k", &b"{}"[..], 9, 3));
         assert_eq!(crate::codec::encode(&now).expect("encode"), bytes, "and encode the same way");
+    }
+
+    /// A value from a serializer's doubling buffer does not bring its spare capacity into the
+    /// log and the watch window; one already about its size is not copied.
+    #[test]
+    fn written_values_are_kept_at_their_size() {
+        let mut grown = Vec::with_capacity(8192);
+        grown.extend_from_slice(&[b'x'; 4200]);
+        let Command::Create { value, .. } =
+            Command::from(skiff_store::Write::Create { key: "/k".into(), value: grown, uid: "u".into() })
+        else {
+            panic!("a create");
+        };
+        assert_eq!(value.len(), 4200);
+        let kept = value.try_into_mut().expect("unique");
+        assert!(kept.capacity() < 4200 + 4200 / 8, "capacity {} kept for 4200 bytes", kept.capacity());
+
+        let exact = vec![b'y'; 4200];
+        let at = exact.as_ptr();
+        let Command::Update { value, .. } = Command::from(skiff_store::Write::Update {
+            key: "/k".into(),
+            value: exact,
+            precondition: skiff_store::Precondition::none(),
+        }) else {
+            panic!("an update");
+        };
+        assert_eq!(value.as_ptr(), at, "a value about its size is shared, not copied");
     }
 }
