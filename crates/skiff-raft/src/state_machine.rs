@@ -299,8 +299,8 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                 EntryPayload::Normal(cmd) => {
                     let term = entry.log_id.leader_id.term;
                     let outcome = apply_command(self.db(), &mut overlay, cmd, index, term)?;
-                    // Only a write whose client waits here (on the leader that took it) is
-                    // answered: a follower copies no record for nobody.
+                    // Only a write whose client waits here (on the leader that took it) gets a
+                    // reply; a follower builds none.
                     let reply = responder.is_some().then(|| match &outcome {
                         Ok(event) => CommandResult(Ok(event.record.clone())),
                         Err(e) => CommandResult(Err(e.clone())),
