@@ -52,16 +52,15 @@ pub fn mount_service_account_token(pod: &mut Value, suffix: &str) {
     if spec.get("automountServiceAccountToken").and_then(Value::as_bool) == Some(false) {
         return;
     }
-    let containers = || {
-        ["containers", "initContainers"]
-            .into_iter()
-            .flat_map(|field| spec.get(field).and_then(Value::as_array).cloned().unwrap_or_default())
-    };
-    let mounted = containers().any(|c| {
-        c.get("volumeMounts")
-            .and_then(Value::as_array)
-            .is_some_and(|m| m.iter().any(|m| m["mountPath"].as_str() == Some(SERVICE_ACCOUNT_MOUNT)))
-    });
+    let mounted = ["containers", "initContainers"]
+        .into_iter()
+        .filter_map(|field| spec.get(field).and_then(Value::as_array))
+        .flatten()
+        .any(|c| {
+            c.get("volumeMounts")
+                .and_then(Value::as_array)
+                .is_some_and(|m| m.iter().any(|m| m["mountPath"].as_str() == Some(SERVICE_ACCOUNT_MOUNT)))
+        });
     if mounted {
         return;
     }
@@ -76,8 +75,11 @@ pub fn mount_service_account_token(pod: &mut Value, suffix: &str) {
         Some(volumes) => volumes.push(volume),
         None => pod["spec"]["volumes"] = json!([volume]),
     }
+    // `get_mut`, not indexing: indexing a pod without init containers would add
+    // `initContainers: null` to it.
     for field in ["containers", "initContainers"] {
-        for c in pod["spec"][field].as_array_mut().into_iter().flatten() {
+        let containers = pod.get_mut("spec").and_then(|spec| spec.get_mut(field)).and_then(Value::as_array_mut);
+        for c in containers.into_iter().flatten() {
             match c["volumeMounts"].as_array_mut() {
                 Some(mounts) => mounts.push(mount.clone()),
                 None => c["volumeMounts"] = json!([mount.clone()]),
@@ -337,6 +339,38 @@ mod tests {
     use skiff_api_types::registry;
 
     use super::*;
+
+    #[test]
+    fn service_account_token_is_mounted_in_every_container_and_adds_nothing_else() {
+        let mut pod = json!({"spec": {"containers": [{"name": "a"}, {"name": "b", "volumeMounts": [{"name": "v", "mountPath": "/v"}]}]}});
+        mount_service_account_token(&mut pod, "x1y2z");
+        let spec = pod["spec"].as_object().expect("spec");
+        assert!(!spec.contains_key("initContainers"), "a pod without init containers gains none: {pod}");
+        assert_eq!(pod["spec"]["volumes"][0]["name"], "kube-api-access-x1y2z");
+        assert_eq!(pod["spec"]["volumes"][0]["projected"]["defaultMode"], 420);
+        for (c, mounts) in [(0, 1), (1, 2)] {
+            let m = pod["spec"]["containers"][c]["volumeMounts"].as_array().expect("mounts");
+            assert_eq!(m.len(), mounts, "{pod}");
+            assert_eq!(
+                m[mounts - 1],
+                json!({"name": "kube-api-access-x1y2z", "readOnly": true, "mountPath": SERVICE_ACCOUNT_MOUNT})
+            );
+        }
+
+        let mut with_init = json!({"spec": {"containers": [{"name": "a"}], "initContainers": [{"name": "i"}]}});
+        mount_service_account_token(&mut with_init, "abcde");
+        assert_eq!(with_init["spec"]["initContainers"][0]["volumeMounts"][0]["mountPath"], SERVICE_ACCOUNT_MOUNT);
+
+        let opted_out = json!({"spec": {"automountServiceAccountToken": false, "containers": [{"name": "a"}]}});
+        let mut pod = opted_out.clone();
+        mount_service_account_token(&mut pod, "abcde");
+        assert_eq!(pod, opted_out);
+
+        let own = json!({"spec": {"initContainers": [{"name": "i", "volumeMounts": [{"name": "mine", "mountPath": SERVICE_ACCOUNT_MOUNT}]}], "containers": [{"name": "a"}]}});
+        let mut pod = own.clone();
+        mount_service_account_token(&mut pod, "abcde");
+        assert_eq!(pod, own, "a pod that mounts something there itself is left alone");
+    }
 
     #[test]
     fn qos_classes() {
