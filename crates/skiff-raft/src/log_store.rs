@@ -7,7 +7,9 @@
 //! * `append` writes the entries without fsync and hands the completion callback to a flusher
 //!   thread, which syncs the segment files of every callback queued so far once and only then
 //!   reports the entries flushed. Several appends in flight share one fsync (group commit);
-//!   openraft counts an entry toward a quorum only after its callback.
+//!   openraft counts an entry toward a quorum only after its callback. A leader's own appends
+//!   that queue up behind a sync are synced at most every [`LEADER_SYNC_INTERVAL`] (see
+//!   [`Pacer`]); a follower's are synced as soon as the previous sync ends.
 //! * `truncate_after` is durable when it returns.
 //! * `save_committed` is not made durable on its own (openraft treats it as a hint); a crash may
 //!   leave an older committed id, never a newer one.
@@ -27,6 +29,8 @@ use std::ops::RangeBounds;
 use std::path::Path;
 use std::sync::mpsc;
 use std::sync::Arc;
+use std::time::Duration;
+use std::time::Instant;
 
 use openraft::storage::IOFlushed;
 use openraft::storage::LogState;
@@ -89,11 +93,19 @@ pub struct LogStore {
     flusher: Arc<Flusher>,
     /// The buffer appends frame their records in, kept between appends.
     batch: Batch,
+    /// This server's id, which tells its own entries (appended as leader) from a leader's.
+    own_id: Option<u64>,
 }
 
 impl Clone for LogStore {
     fn clone(&self) -> Self {
-        Self { db: self.db.clone(), log: self.log.clone(), flusher: self.flusher.clone(), batch: Batch::default() }
+        Self {
+            db: self.db.clone(),
+            log: self.log.clone(),
+            flusher: self.flusher.clone(),
+            batch: Batch::default(),
+            own_id: self.own_id,
+        }
     }
 }
 
@@ -160,8 +172,12 @@ impl Recent {
     }
 }
 
-/// An append waiting to reach disk.
-type Pending = (IOFlushed<TypeConfig>, ToSync);
+/// An append waiting to reach disk, and whether it holds the leader's own entries.
+struct Pending {
+    flushed: IOFlushed<TypeConfig>,
+    to_sync: ToSync,
+    own: bool,
+}
 
 /// The thread that syncs the segment files for appends. When the last store clone is dropped,
 /// the channel closes and the thread is joined, so nothing it holds outlives the store.
@@ -207,7 +223,14 @@ impl LogStore {
             .map_err(|e| tracing::error!("cannot start the log flusher: {e}"))
             .ok();
         let flusher = Arc::new(Flusher { tx: Some(flush_tx), thread });
-        Ok(Self { db, log: Arc::new(Mutex::new(log)), flusher, batch: Batch::default() })
+        Ok(Self { db, log: Arc::new(Mutex::new(log)), flusher, batch: Batch::default(), own_id: None })
+    }
+
+    /// Tells the store which server it belongs to, so that its appends as leader are paced (see
+    /// [`Pacer`]). Without it every append is synced as soon as it can be.
+    pub fn with_own_id(mut self, id: u64) -> Self {
+        self.own_id = Some(id);
+        self
     }
 
     fn cf(&self, name: &str) -> io::Result<&rocksdb::ColumnFamily> {
@@ -252,16 +275,75 @@ fn move_log_out_of_rocksdb(db: &DB, dir: &Path, purged: Option<u64>) -> io::Resu
     Ok(())
 }
 
+/// How often a leader syncs its own appends at most while they queue up. A write commits once a
+/// majority holds it, and with the followers up that majority does not need the leader: a
+/// follower's copy arrives over the network and takes a sync of its own (1.2–1.5 ms on the
+/// benchmark machine, against 0.7 ms for the leader's). Syncing the leader's log as often as it
+/// can therefore buys no earlier commit, only more syncs, each a wake-up, a system call and a
+/// trip to the disk; spaced out, each carries more entries.
+pub const LEADER_SYNC_INTERVAL: Duration = Duration::from_micros(1500);
+
+/// When the flusher starts its next sync: the sans-IO part of the flusher.
+///
+/// An append that arrives while the flusher is idle is synced at once, so a lone write (or a
+/// leader without load) never waits. Only the leader's own appends that were already queued
+/// when the previous sync ended wait, until [`LEADER_SYNC_INTERVAL`] after that sync began. A
+/// follower's appends never wait: its acknowledgement is what commits a write.
+#[derive(Debug)]
+struct Pacer {
+    interval: Duration,
+    last_start: Option<Instant>,
+}
+
+impl Pacer {
+    fn new(interval: Duration) -> Self {
+        Self { interval, last_start: None }
+    }
+
+    /// How long to wait before syncing a batch whose first append is `own` (the leader's) and was
+    /// `queued` (waiting when the previous sync ended).
+    fn wait(&self, queued: bool, own: bool, now: Instant) -> Duration {
+        match self.last_start {
+            Some(start) if queued && own => (start + self.interval).saturating_duration_since(now),
+            _ => Duration::ZERO,
+        }
+    }
+
+    fn started(&mut self, at: Instant) {
+        self.last_start = Some(at);
+    }
+}
+
+/// Whether `last` (an append's last entry) was written by the server `own_id`, as its leader: a
+/// follower's entries carry another server's id.
+fn written_by(own_id: Option<u64>, last: Option<&Entry>) -> bool {
+    own_id.is_some_and(|id| last.is_some_and(|e| e.log_id.leader_id.node_id == id))
+}
+
 fn flusher(rx: mpsc::Receiver<Pending>) {
-    while let Ok(first) = rx.recv() {
+    let mut pacer = Pacer::new(LEADER_SYNC_INTERVAL);
+    loop {
+        let (first, queued) = match rx.try_recv() {
+            Ok(first) => (first, true),
+            Err(mpsc::TryRecvError::Empty) => match rx.recv() {
+                Ok(first) => (first, false),
+                Err(mpsc::RecvError) => return,
+            },
+            Err(mpsc::TryRecvError::Disconnected) => return,
+        };
+        let wait = pacer.wait(queued, first.own, Instant::now());
+        if !wait.is_zero() {
+            std::thread::sleep(wait);
+        }
         let mut batch = vec![first];
         batch.extend(rx.try_iter());
-        let started = std::time::Instant::now();
-        let result = segments::sync_all(batch.iter().map(|(_, to_sync)| to_sync)).map_err(|e| e.to_string());
+        let started = Instant::now();
+        pacer.started(started);
+        let result = segments::sync_all(batch.iter().map(|pending| &pending.to_sync)).map_err(|e| e.to_string());
         crate::metrics::LOG_SYNC.observe(started.elapsed());
         metrics::record_flush(batch.len());
-        for (cb, _) in batch {
-            cb.io_completed(result.clone().map_err(io::Error::other));
+        for pending in batch {
+            pending.flushed.io_completed(result.clone().map_err(io::Error::other));
         }
     }
 }
@@ -364,13 +446,14 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     {
         let batch = &mut self.batch;
         batch.clear(KEEP_BATCH_BYTES);
-        let mut appended = Vec::new();
+        let mut appended: Vec<Entry> = Vec::new();
         for entry in entries {
             batch.push(entry.log_id.index, |buf| {
                 bincode::serialize_into(buf, &entry).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
             })?;
             appended.push(entry);
         }
+        let own = written_by(self.own_id, appended.last());
         let file = {
             let mut log = self.log.lock();
             let file = log.segments.append(batch)?;
@@ -383,7 +466,8 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             file
         };
         metrics::record_entries(batch.len());
-        let sent = self.flusher.tx.as_ref().is_some_and(|tx| tx.send((callback, file)).is_ok());
+        let pending = Pending { flushed: callback, to_sync: file, own };
+        let sent = self.flusher.tx.as_ref().is_some_and(|tx| tx.send(pending).is_ok());
         if !sent {
             return Err(io::Error::other("log flusher stopped"));
         }
@@ -427,6 +511,33 @@ mod tests {
 
     use super::*;
     use crate::datadir;
+
+    #[test]
+    fn a_leader_paces_only_its_own_queued_appends() {
+        let interval = Duration::from_micros(1500);
+        let mut pacer = Pacer::new(interval);
+        let t0 = Instant::now();
+        assert_eq!(pacer.wait(true, true, t0), Duration::ZERO, "the first sync never waits");
+        pacer.started(t0);
+        let soon = t0 + Duration::from_micros(500);
+        assert_eq!(pacer.wait(true, true, soon), Duration::from_micros(1000), "queued, own: waits out the interval");
+        assert_eq!(pacer.wait(false, true, soon), Duration::ZERO, "an append to an idle flusher is synced at once");
+        assert_eq!(pacer.wait(true, false, soon), Duration::ZERO, "a follower's appends never wait");
+        let late = t0 + Duration::from_millis(2);
+        assert_eq!(pacer.wait(true, true, late), Duration::ZERO, "the interval has passed");
+        pacer.started(late);
+        assert_eq!(pacer.wait(true, true, late + Duration::from_micros(100)), Duration::from_micros(1400));
+    }
+
+    #[test]
+    fn own_entries_are_told_by_their_leader_id() {
+        let mine = blank_ent::<TypeConfig>(3, 1, 10);
+        let theirs = blank_ent::<TypeConfig>(3, 2, 11);
+        assert!(written_by(Some(1), Some(&mine)));
+        assert!(!written_by(Some(1), Some(&theirs)), "a follower appends its leader's entries");
+        assert!(!written_by(None, Some(&mine)), "a store that does not know its id paces nothing");
+        assert!(!written_by(Some(1), None));
+    }
 
     fn unflushed(db: &DB, cf_name: &str) -> u64 {
         let cf = db.cf_handle(cf_name).expect("column family");

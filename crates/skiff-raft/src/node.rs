@@ -150,8 +150,9 @@ impl RaftNode {
             return Err(RaftStoreError::Config(format!("--peers does not list this server's --id {}", config.id)));
         }
         let dir = datadir::open(&config.data_dir, config.id)?;
-        let log =
-            LogStore::open(dir.db.clone(), &dir.log_path()).map_err(|e| RaftStoreError::Storage(e.to_string()))?;
+        let log = LogStore::open(dir.db.clone(), &dir.log_path())
+            .map_err(|e| RaftStoreError::Storage(e.to_string()))?
+            .with_own_id(config.id);
         let sm = StateMachine::open(
             dir.db.clone(),
             dir.snapshot_path(),
