@@ -321,7 +321,26 @@ fn written_by(own_id: Option<u64>, last: Option<&Entry>) -> bool {
 }
 
 fn flusher(rx: mpsc::Receiver<Pending>) {
-    let mut pacer = Pacer::new(LEADER_SYNC_INTERVAL);
+    flush_loop(
+        rx,
+        LEADER_SYNC_INTERVAL,
+        |pending| pending.own,
+        |batch| {
+            let started = Instant::now();
+            let result = segments::sync_all(batch.iter().map(|pending| &pending.to_sync)).map_err(|e| e.to_string());
+            crate::metrics::LOG_SYNC.observe(started.elapsed());
+            metrics::record_flush(batch.len());
+            for pending in batch {
+                pending.flushed.io_completed(result.clone().map_err(io::Error::other));
+            }
+        },
+    );
+}
+
+/// Hands `sync` every batch of what is queued on `rx`, paced by a [`Pacer`] with `interval`
+/// (`own` says whether an item is the leader's), until the channel closes and is drained.
+fn flush_loop<P>(rx: mpsc::Receiver<P>, interval: Duration, own: impl Fn(&P) -> bool, mut sync: impl FnMut(Vec<P>)) {
+    let mut pacer = Pacer::new(interval);
     loop {
         let (first, queued) = match rx.try_recv() {
             Ok(first) => (first, true),
@@ -331,20 +350,14 @@ fn flusher(rx: mpsc::Receiver<Pending>) {
             },
             Err(mpsc::TryRecvError::Disconnected) => return,
         };
-        let wait = pacer.wait(queued, first.own, Instant::now());
+        let wait = pacer.wait(queued, own(&first), Instant::now());
         if !wait.is_zero() {
             std::thread::sleep(wait);
         }
         let mut batch = vec![first];
         batch.extend(rx.try_iter());
-        let started = Instant::now();
-        pacer.started(started);
-        let result = segments::sync_all(batch.iter().map(|pending| &pending.to_sync)).map_err(|e| e.to_string());
-        crate::metrics::LOG_SYNC.observe(started.elapsed());
-        metrics::record_flush(batch.len());
-        for pending in batch {
-            pending.flushed.io_completed(result.clone().map_err(io::Error::other));
-        }
+        pacer.started(Instant::now());
+        sync(batch);
     }
 }
 
@@ -527,6 +540,58 @@ mod tests {
         assert_eq!(pacer.wait(true, true, late), Duration::ZERO, "the interval has passed");
         pacer.started(late);
         assert_eq!(pacer.wait(true, true, late + Duration::from_micros(100)), Duration::from_micros(1400));
+    }
+
+    /// The flusher's loop with a stand-in disk (each sync takes 2 ms): items sent while a sync
+    /// runs queue up. The interval is long (150 ms) so that a loaded machine cannot fake or hide
+    /// the pacing.
+    fn run_flush_loop(own: bool, items: usize) -> Vec<(Instant, usize)> {
+        let (tx, rx) = mpsc::channel::<bool>();
+        let syncs = Arc::new(Mutex::new(Vec::new()));
+        let recorded = syncs.clone();
+        let thread = std::thread::spawn(move || {
+            flush_loop(
+                rx,
+                Duration::from_millis(150),
+                |own| *own,
+                |batch| {
+                    recorded.lock().push((Instant::now(), batch.len()));
+                    std::thread::sleep(Duration::from_millis(2));
+                },
+            )
+        });
+        for _ in 0..items {
+            tx.send(own).expect("flusher runs");
+            std::thread::sleep(Duration::from_micros(500));
+        }
+        drop(tx);
+        thread.join().expect("flusher ends once the channel closes");
+        let syncs = syncs.lock().clone();
+        assert_eq!(syncs.iter().map(|(_, n)| n).sum::<usize>(), items, "every item is synced exactly once");
+        syncs
+    }
+
+    #[test]
+    fn the_flusher_spaces_the_leaders_queued_syncs_and_not_a_followers() {
+        let leader = run_flush_loop(true, 40);
+        for pair in leader.windows(2) {
+            assert!(pair[1].0 - pair[0].0 >= Duration::from_millis(150), "a leader's syncs are paced: {leader:?}");
+        }
+        // 40 items 0.5 ms apart take about 20 ms to send: the first sync, then one paced sync
+        // that carries everything else.
+        assert!(leader.len() <= 3, "{leader:?}");
+
+        let follower = run_flush_loop(false, 40);
+        assert!(
+            follower.len() >= 4,
+            "a follower's queued appends are synced as soon as the last sync ends: {follower:?}"
+        );
+        for pair in follower.windows(2) {
+            assert!(
+                pair[1].0 - pair[0].0 < Duration::from_millis(150),
+                "a follower's syncs are not paced: {follower:?}"
+            );
+        }
     }
 
     #[test]
